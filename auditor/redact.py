@@ -1,0 +1,51 @@
+"""Keep secrets out of every output.
+
+Every string that may carry a DSN, URL, or exception text from a client library
+goes through :func:`redact` before it reaches a report, a log line or an error.
+Collectors also register the literal secrets they were given
+(:func:`register_secret`) so that a password echoed back by a driver in an
+unexpected shape is still masked.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MASK = "***"
+_secrets: set[str] = set()
+
+# scheme://user:password@host  -> scheme://user:***@host
+_URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
+# key=value DSNs and query strings: password=..., token=..., api_key=...
+_KV_SECRET = re.compile(
+    r"(?i)(?P<key>\b(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key)\s*[=:]\s*)"
+    r"(?P<q>['\"]?)(?P<val>[^\s'\"&;,]+)(?P=q)"
+)
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a literal secret (>= 4 chars) so that :func:`redact` masks it anywhere."""
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def redact(text: Any) -> str:
+    """Return ``str(text)`` with URL passwords, key=value secrets and registered secrets masked."""
+    s = str(text)
+    s = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}{m['at']}", s)
+    s = _KV_SECRET.sub(lambda m: f"{m['key']}{m['q']}{MASK}{m['q']}", s)
+    for secret in sorted(_secrets, key=len, reverse=True):
+        s = s.replace(secret, MASK)
+    return s
+
+
+def redact_obj(obj: Any) -> Any:
+    """Redact every string inside a JSON-like structure (dicts, lists, tuples)."""
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, dict):
+        return {redact(k): redact_obj(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact_obj(v) for v in obj]
+    return obj
