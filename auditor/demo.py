@@ -36,7 +36,11 @@ def data_dir() -> Path:
 @contextmanager
 def serve_shop(app_dir: Path) -> Iterator[str]:
     """Serve the demo shop's Flask app on 127.0.0.1 (a free port). Yields its base URL."""
+    import logging
+
     from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the user's terminal
 
     sys.path.insert(0, str(app_dir))
     try:

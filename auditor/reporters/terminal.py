@@ -54,6 +54,8 @@ def _fix_lines(fix: str) -> list[str]:
     if len(lines) <= SHORT_FIX_LINES and sum(len(ln) for ln in lines) <= SHORT_FIX_CHARS:
         return lines
     more = len(lines) - 1
+    if more == 0:  # one long paragraph: show it whole, it wraps
+        return lines
     return [lines[0] + f"  … (+{more} more line{'s' if more != 1 else ''} in the HTML/JSON report)"]
 
 
