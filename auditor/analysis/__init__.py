@@ -1,0 +1,1 @@
+"""Pure analyses shared by several checks (no I/O): facts in, plain values out."""
