@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -23,6 +24,13 @@ def need(service: str, error: Exception) -> None:
     if IN_CI:
         pytest.fail(f"{msg} (CI=true: tests that need {service} fail instead of skipping)")
     pytest.skip(msg)
+
+
+def needs_corpus(path: Path):
+    """Mark a test that reads ../shared/corpus: it skips locally when the corpus is
+    absent, and under CI=true it runs anyway, so a missing corpus fails it."""
+    return pytest.mark.skipif(not Path(path).exists() and not IN_CI,
+                              reason=f"public corpus not found at {path}")
 
 
 @pytest.fixture(scope="session")

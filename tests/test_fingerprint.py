@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import needs_corpus
 
 from auditor import fingerprint
 from auditor.fingerprint import FALLBACK_PREFIX, fallback_key, normalize
@@ -73,7 +74,7 @@ def test_rejects_non_text():
         fingerprint(b"select 1")
 
 
-@pytest.mark.skipif(not CASES.exists(), reason="../shared/corpus not present")
+@needs_corpus(CASES)
 def test_libpg_query_cases_group_the_same_way():
     """libpg_query's own fingerprint test cases: the same expected hash means the same
     shape. Hash values differ across versions, so compare the groupings pairwise.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import needs_corpus
 
 from auditor.collectors.postgres import PostgresCollector
 from auditor.collectors.querylog import read_logs
@@ -338,7 +339,7 @@ def _answer(pg: PostgresFacts, statement: str):
     return fs[0].location, tuple(c["column"] for c in fs[0].evidence["columns"])
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"index-advice corpus not found at {CORPUS}")
+@needs_corpus(CORPUS)
 @pytest.mark.parametrize("case", _corpus_cases(), ids=lambda c: c["id"])
 def test_corpus_case(case, corpus_facts):
     got = _answer(corpus_facts[case["setup"]], case["statement"])
@@ -355,7 +356,7 @@ def test_corpus_case(case, corpus_facts):
     assert got is not None and got[0] == table and got[1] in accepted, got
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"index-advice corpus not found at {CORPUS}")
+@needs_corpus(CORPUS)
 def test_corpus_agreement_on_binding_cases(corpus_facts):
     binding = [c for c in _corpus_cases() if c["binding"]]
     differ = [c["id"] for c in binding if c["id"] in KNOWN_DIFFERENCES]

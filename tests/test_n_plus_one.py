@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import needs_corpus
 
 from auditor import rules
 from auditor.collectors.querylog import read_logs
@@ -90,7 +91,7 @@ def test_no_n_plus_one_where_rows_are_loaded_at_once(shop_logs, scenario):
     assert run_check(shop_logs[scenario].path) == []
 
 
-@pytest.mark.skipif(not CORPUS.exists(), reason="../shared/corpus not present")
+@needs_corpus(CORPUS)
 def test_pgbench_is_not_n_plus_one():
     """pgbench repeats SELECT abalance ... WHERE aid = N once per transaction: a
     negative control."""

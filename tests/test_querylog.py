@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import needs_corpus
 
 from auditor.collectors.querylog import LogSpec, QueryLogCollector, read_logs
 from auditor.facts.workload import WorkloadProfile
@@ -247,10 +248,10 @@ def test_collector(shop_logs):
 
 # -- the public corpus: other projects' real logs (pgbadger's test suite) ---------------
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pgbadger"
-needs_corpus = pytest.mark.skipif(not CORPUS.exists(), reason="../shared/corpus not present")
+with_corpus = needs_corpus(CORPUS)
 
 
-@needs_corpus
+@with_corpus
 def test_pgbadger_light_log_matches_pgbadger():
     """pgbadger 12.0 counted 629 queries, 8654.84 ms, 7 normalized shapes."""
     p = read_logs([CORPUS / "light.postgres.log.bz2"])
@@ -258,7 +259,7 @@ def test_pgbadger_light_log_matches_pgbadger():
     assert p.skipped == {}
 
 
-@needs_corpus
+@with_corpus
 def test_corpus_parameters_over_several_lines():
     p = read_logs([CORPUS / "multiline_param.log"])
     assert p.statements == 5
@@ -266,14 +267,14 @@ def test_corpus_parameters_over_several_lines():
     assert ("1234", "njchar\nhello", "aaaa") in params
 
 
-@needs_corpus
+@with_corpus
 def test_corpus_csv_statement_without_duration():
     p = read_logs([CORPUS / "csv_statement_without_duration.log"])
     durations = [st.duration_ms for r in p.requests for st in r.statements]
     assert durations == [688786.283, None]  # the second does not inherit the first's
 
 
-@needs_corpus
+@with_corpus
 @pytest.mark.parametrize("name,statements", [("queryid.log", 20), ("stmt_type.log", 12),
                                              ("postgresql_param_range.log", 3),
                                              ("pg-timezones.log", 2), ("begin_end.log", 0)])
@@ -281,7 +282,7 @@ def test_corpus_statement_counts(name, statements):
     assert read_logs([CORPUS / name]).statements == statements
 
 
-@needs_corpus
+@with_corpus
 def test_corpus_connections_only():
     p = read_logs([CORPUS / "begin_end.log"])
     assert p.connections.logged and p.connections.connections == p.connections.disconnections > 0
