@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 from auditor import milestones
 from auditor.facts import Facts
 from auditor.model import (
-    Bucket, ChecklistItem, Finding, Inconclusive, Rule, Severity, Status,
+    Bucket, Category, ChecklistItem, Finding, Inconclusive, Rule, Severity, Status,
 )
 from auditor.redact import redact
 from auditor.registry import Registered
@@ -28,8 +28,17 @@ class RuleSetting:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
-def bucket_for(rule: Rule, target: str) -> Bucket:
-    """fix now: rule milestone at or below target; next: one rung above; premature: above that."""
+def bucket_for(rule: Rule, target: str, failing_severity: Severity | None = None) -> Bucket:
+    """fix now: rule milestone at or below target; next: one rung above; premature: above that.
+
+    One exception, at the bottom rung (``100``: "anything works, do not nag"): a
+    failing Protection rule of severity high or above is fix now, because an open
+    door is open at any size. ``failing_severity`` is the worst severity of the
+    rule's findings (None when it has none).
+    """
+    if (failing_severity is not None and milestones.rank(target) == 0
+            and rule.category is Category.PROTECTION and failing_severity.weight >= Severity.HIGH.weight):
+        return Bucket.NOW
     gap = milestones.rank(rule.milestone) - milestones.rank(target)
     if gap <= 0:
         return Bucket.NOW
@@ -89,7 +98,7 @@ def evaluate_rule(rule: Rule, reg: Registered | None, facts: Facts, target: str,
         else:
             findings = [f if f.severity else _with_severity(f, rule.severity) for f in findings]
         worst = max((f.severity for f in findings), key=lambda s: s.weight)
-        return ChecklistItem(rule, Status.FAIL, bucket, worst, findings=tuple(findings),
+        return ChecklistItem(rule, Status.FAIL, bucket_for(rule, target, worst), worst, findings=tuple(findings),
                              reason="; ".join(inconclusive) or None)
     if inconclusive:
         return ChecklistItem(rule, Status.NOT_VERIFIED, bucket, severity, reason="; ".join(inconclusive))

@@ -111,3 +111,18 @@ def test_gate_counts_only_fix_now_findings_at_or_above_fail_on():
     assert len(engine.blocking_findings([now_high, later, now_low], Severity.HIGH)) == 1
     assert len(engine.blocking_findings([now_high, later, now_low], Severity.LOW)) == 2
     assert engine.blocking_findings([later], Severity.INFO) == ()
+
+
+def test_at_the_bottom_rung_only_serious_protection_failures_are_fix_now():
+    prot = Rule("TST103", "slug-p", "t", Severity.HIGH, "1k", Category.PROTECTION, "why", "fix")
+    db = rule(milestone="1k")
+    finding = Finding("TST101", "m", "f", key="k")
+    p_item = engine.evaluate_rule(prot, reg(Yields(finding)), FACTS, "100")
+    d_item = engine.evaluate_rule(db, reg(Yields(finding)), FACTS, "100")
+    assert p_item.bucket is Bucket.NOW and d_item.bucket is Bucket.NEXT
+    assert len(engine.blocking_findings([p_item, d_item], Severity.HIGH)) == 1
+    low = engine.evaluate_rule(prot, reg(Yields(Finding("TST101", "m", "f", key="k", severity=Severity.LOW))),
+                               FACTS, "100")
+    assert low.bucket is Bucket.NEXT
+    passing = engine.evaluate_rule(prot, reg(Yields()), FACTS, "100")
+    assert passing.bucket is Bucket.NEXT

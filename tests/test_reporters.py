@@ -16,7 +16,7 @@ import pytest
 from markupsafe import escape
 from rich.console import Console
 
-from auditor import milestones
+from auditor import engine, milestones
 from auditor.model import (
     Bucket, Category, ChecklistItem, Finding, Report, Rule, Severity, Status,
 )
@@ -137,11 +137,10 @@ F_HEALTH = Finding(
 def sample_report(milestone: str = "1k") -> Report:
     """Items in every status and every bucket; buckets and the gate follow the
     target milestone the way the checklist builder assigns them."""
-    target = milestones.rank(milestone)
 
     def item(rid: str, status: Status, findings=(), reason=None, summary=None) -> ChecklistItem:
-        r = milestones.rank(R[rid].milestone)
-        bucket = Bucket.NOW if r <= target else Bucket.NEXT if r == target + 1 else Bucket.PREMATURE
+        failing = R[rid].severity if status is Status.FAIL else None
+        bucket = engine.bucket_for(R[rid], milestone, failing)
         return ChecklistItem(rule=R[rid], status=status, bucket=bucket, severity=R[rid].severity,
                              findings=tuple(findings), reason=reason, evidence_summary=summary)
 

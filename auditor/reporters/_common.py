@@ -80,16 +80,6 @@ def is_bottom(milestone_id: str) -> bool:
     return _rank_or_top(milestone_id) == 0
 
 
-def is_protection_issue(item: ChecklistItem) -> bool:
-    """What is still worth fixing at 0-100 users: a failing Protection item of
-    severity high or critical (an open Redis is open at any size)."""
-    return (
-        item.status is Status.FAIL
-        and item.rule.category is Category.PROTECTION
-        and item.severity.weight >= Severity.HIGH.weight
-    )
-
-
 @dataclass
 class Group:
     """One of the three sections of a checklist (fix now / next / premature)."""
@@ -117,10 +107,9 @@ class Group:
 def groups(report: Report) -> list[Group]:
     """The checklist as the three sections every human-facing reporter shows.
 
-    At the ``100`` rung the "fix now" section holds only failing protection
-    issues of severity high or critical (taken from whatever bucket the rule
-    is in); any other item the report put in "fix now" is shown under "next".
-    Elsewhere the report's buckets are used as they are.
+    The report's buckets are used as they are (the engine decides them, so the
+    gate, the JSON and every reporter agree); at the ``100`` rung only the blurb
+    changes: fix now then holds only protection issues (auditor.engine.bucket_for).
     """
     m = report.milestone
     nxt = next_milestone(m)
@@ -134,22 +123,10 @@ def groups(report: Report) -> list[Group]:
     prem = Group(Bucket.PREMATURE, "Premature",
                  f"rules above {nxt.id if nxt else m}: do not spend time here yet")
     by_bucket = {Bucket.NOW: now, Bucket.NEXT: nxt_g, Bucket.PREMATURE: prem}
-    bottom = is_bottom(m)
-    if bottom:
+    if is_bottom(m):
         now.blurb = "protection issues only: an open door is open at any size"
     for item in sorted_items(report.items):
-        if bottom:
-            if is_protection_issue(item):
-                now.items.append(item)
-            elif item.bucket is Bucket.PREMATURE:
-                prem.items.append(item)
-            else:
-                nxt_g.items.append(item)
-        else:
-            by_bucket.get(item.bucket, prem).items.append(item)
-    if bottom:
-        for g in (now, nxt_g, prem):
-            g.items.sort(key=lambda i: item_sort_key(i)[1:])
+        by_bucket.get(item.bucket, prem).items.append(item)
     return [now, nxt_g, prem]
 
 
