@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 from auditor.check import BaseCheck
 from auditor.facts import Facts
 from auditor.facts.postgres import PostgresFacts, Table
-from auditor.facts.workload import FingerprintStats
+from auditor.facts.workload import NO_STATEMENTS, FingerprintStats
 from auditor.model import Finding, Inconclusive, Severity
 from auditor.analysis.pgindex import index_fix, serves
 from auditor.analysis.predicates import TableAccess, UnparsableSQL, analyze
@@ -80,8 +80,7 @@ class MissingIndex(BaseCheck):
         high_calls = int(params.get("high_calls", HIGH_CALLS))
 
         if not wl.fingerprints:
-            yield Inconclusive("the log holds no statements: log them with "
-                               "log_min_duration_statement = 0 (or log_statement = 'all')")
+            yield Inconclusive(NO_STATEMENTS)
             return
 
         def columns_of(schema: str | None, name: str):

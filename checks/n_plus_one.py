@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping
 from auditor.analysis.repeats import Loop, find_loops, typical
 from auditor.check import BaseCheck
 from auditor.facts import Facts
-from auditor.facts.workload import Statement, WorkloadProfile
+from auditor.facts.workload import NO_STATEMENTS, Statement, WorkloadProfile
 from auditor.model import Finding, Inconclusive, Severity
 
 _EXAMPLE_ITERATIONS = 3
@@ -75,8 +75,7 @@ class NPlusOne(BaseCheck):
     def run(self, facts: Facts, params: Mapping[str, Any]) -> Iterable[Finding | Inconclusive]:
         profile: WorkloadProfile = facts.workload
         if not profile.statements:
-            yield Inconclusive("the query log holds no statements; log them with "
-                               "log_min_duration_statement = 0")
+            yield Inconclusive(NO_STATEMENTS)
             return
         min_repeats = int(params.get("min_repeats", 5))
         max_pattern = int(params.get("max_pattern", 4))

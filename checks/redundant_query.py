@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping
 from auditor.analysis.repeats import RepeatGroup, find_redundant, typical
 from auditor.check import BaseCheck
 from auditor.facts import Facts
-from auditor.facts.workload import WorkloadProfile
+from auditor.facts.workload import NO_STATEMENTS, WorkloadProfile
 from auditor.model import Finding, Inconclusive
 
 
@@ -40,8 +40,7 @@ class RedundantQuery(BaseCheck):
     def run(self, facts: Facts, params: Mapping[str, Any]) -> Iterable[Finding | Inconclusive]:
         profile: WorkloadProfile = facts.workload
         if not profile.statements:
-            yield Inconclusive("the query log holds no statements; log them with "
-                               "log_min_duration_statement = 0")
+            yield Inconclusive(NO_STATEMENTS)
             return
         min_repeats = int(params.get("min_repeats", 5))
         by_fp: dict[str, list[RepeatGroup]] = {}

@@ -62,3 +62,16 @@ def test_missing_log_file_is_reported_and_the_audit_goes_on(tmp_path):
 def test_nothing_to_audit_is_a_usage_error(tmp_path):
     res = run(cwd=tmp_path)
     assert res.returncode == 2 and "auditor demo" in res.stderr
+
+
+def test_password_of_a_reachable_postgres_appears_in_no_output(tmp_path, pg_admin_dsn):
+    # trust auth ignores the password, so the audit connects and reports on the real server
+    dsn = pg_admin_dsn.replace("postgresql://postgres@", "postgresql://postgres:Tr0ub4dor-x@")
+    res = run("--postgres", dsn, "--json", str(tmp_path / "a.json"), "--html", str(tmp_path / "a.html"),
+              cwd=tmp_path)
+    assert res.returncode in (0, 1), res.stderr
+    items = items_of(tmp_path / "a.json")
+    assert items["PG102"]["status"] in ("pass", "fail")  # the catalog was really read
+    everything = res.stdout + res.stderr + (tmp_path / "a.json").read_text() + (tmp_path / "a.html").read_text()
+    assert "Tr0ub4dor-x" not in everything
+    assert "postgres:***@" in everything

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Why a log-based check cannot judge a log without statements (an Inconclusive reason).
+NO_STATEMENTS = ("the query log holds no statements; log them with "
+                 "log_min_duration_statement = 0 (or log_statement = 'all')")
+
 
 @dataclass(frozen=True)
 class Statement:
