@@ -39,12 +39,18 @@ def load_catalogue() -> Catalogue:
     return Catalogue(rules_mod.catalogue(registered), registered)
 
 
-def _param(cat: Catalogue, cfg: AuditConfig, rule_id: str, name: str, default: Any = None) -> Any:
-    setting = cfg.rules.get(rule_id)
-    if setting and name in setting.params:
-        return setting.params[name]
+def _params(cat: Catalogue, cfg: AuditConfig, rule_id: str) -> dict[str, Any]:
+    """A rule's params: rules.yaml's defaults, then the config's overrides."""
     rule = cat.rules.get(rule_id)
-    return rule.params.get(name, default) if rule else default
+    merged = dict(rule.params) if rule else {}
+    setting = cfg.rules.get(rule_id)
+    if setting:
+        merged.update(setting.params)
+    return merged
+
+
+def _param(cat: Catalogue, cfg: AuditConfig, rule_id: str, name: str, default: Any = None) -> Any:
+    return _params(cat, cfg, rule_id).get(name, default)
 
 
 class UnusableCollector:
@@ -92,8 +98,11 @@ def _logs(cfg: AuditConfig, cat: Catalogue) -> Any:
     if not cfg.logs:
         return None
     from auditor.collectors.querylog import LogSpec, QueryLogCollector
+    from auditor.facts.workload import Detection
+    # The request detectors run while the log streams, so they need PG201/PG202's params now.
+    detection = Detection.from_params(_params(cat, cfg, "PG201"), _params(cat, cfg, "PG202"))
     return QueryLogCollector([LogSpec(l.path, l.format, l.line_prefix) for l in cfg.logs],
-                             idle_gap_ms=_param(cat, cfg, "PG201", "idle_gap_ms", 1000))
+                             detection=detection)
 
 
 def _redis(cfg: AuditConfig) -> Any:

@@ -28,6 +28,10 @@ app = typer.Typer(
          "at the next order of magnitude of users.",
 )
 
+from auditor import logs_command  # noqa: E402  (registers `auditor logs`)
+
+logs_command.register(app)
+
 
 def _stdout() -> Console:
     return Console(highlight=False)

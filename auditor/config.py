@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import yaml
 
 from auditor import milestones
+from auditor.collectors.querylog.formats import FORMATS as _LOG_FORMATS
 from auditor.engine import RuleSetting
 from auditor.errors import ConfigError
 from auditor.model import Severity
@@ -23,7 +24,7 @@ from auditor.redact import register_secret
 
 DEFAULT_PATH = Path("auditor.yaml")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-LOG_FORMATS = ("auto", "stderr", "csvlog", "jsonlog")
+LOG_FORMATS = ("auto", *_LOG_FORMATS)
 REDIS_USAGES = ("auto", "cache", "store")
 
 
@@ -284,7 +285,7 @@ http:
 # log_min_duration_statement = 0, log_connections = on, log_disconnections = on.
 logs:
   - path: /var/log/postgresql/postgresql-15-main.log
-    format: auto         # auto | stderr | csvlog | jsonlog
+    format: auto         # auto | stderr | rds | syslog | csvlog | jsonlog | cloudsql | cnpg
     # line_prefix: '%m [%p] %q%u@%d '
 
 # The application's Python source (Flask, FastAPI, Django).

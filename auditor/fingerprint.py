@@ -16,6 +16,17 @@ price of not guessing.
 
 Both functions are cached (an LRU keyed by the text): logs repeat the same text.
 Neither raises on bad SQL; both raise ``TypeError`` for a non-``str`` argument.
+
+:func:`shape` is the log reader's fast path to the same id. Statements logged with
+their literals inline (``WHERE aid = 58665``) rarely repeat as text, so it also caches
+by a cheap literal-stripped key (:func:`literal_key`: string literals cut out with
+``str.split``, digits masked with ``bytes.translate``) and asks libpg_query only once
+per key. A key
+is only used where stripping cannot change what libpg_query sees: DML statements
+without comments, backslashes, ``$`` (parameters, dollar quotes), ``float(p)`` type
+modifiers (p picks float4 or float8), ``UESCAPE``, digits glued to words or inside
+quoted identifiers; every other text is cached by its own text. So ``shape(sql) ==
+fingerprint(sql)`` always (tests hold it over libpg_query's own cases).
 """
 
 from __future__ import annotations
@@ -26,10 +37,12 @@ from functools import lru_cache
 
 from pglast import parser as _pg
 
-__all__ = ["fingerprint", "normalize", "fallback_key", "FALLBACK_PREFIX"]
+__all__ = ["fingerprint", "normalize", "fallback_key", "FALLBACK_PREFIX", "shape",
+           "literal_key"]
 
 FALLBACK_PREFIX = "r"
 _CACHE_SIZE = 65_536  # distinct texts kept; a few MB at most
+_SHAPE_CACHE = 20_000  # entries of each shape() cache; the oldest half goes when full
 
 # -- the fallback normaliser ---------------------------------------------------------
 # One alternation, scanned left to right, so a quote inside a comment or a digit inside
@@ -90,17 +103,101 @@ def fallback_key(sql: str) -> str:
     return text
 
 
+def _fingerprint(sql: str) -> str:
+    try:
+        return _pg.fingerprint(sql)
+    except Exception:  # noqa: BLE001 - any parser failure means: use the fallback
+        digest = hashlib.blake2b(fallback_key(sql).encode("utf-8", "surrogatepass"), digest_size=8)
+        return FALLBACK_PREFIX + digest.hexdigest()
+
+
 @lru_cache(maxsize=_CACHE_SIZE)
 def fingerprint(sql: str) -> str:
     """The shape id of ``sql``: libpg_query's 16-hex-digit fingerprint, or for text it
     cannot parse ``"r"`` + 16 hex digits of BLAKE2b over :func:`fallback_key`."""
     if not isinstance(sql, str):
         raise TypeError(f"fingerprint() takes SQL text, not {type(sql).__name__}")
-    try:
-        return _pg.fingerprint(sql)
-    except Exception:  # noqa: BLE001 - any parser failure means: use the fallback
-        digest = hashlib.blake2b(fallback_key(sql).encode("utf-8", "surrogatepass"), digest_size=8)
-        return FALLBACK_PREFIX + digest.hexdigest()
+    return _fingerprint(sql)
+
+
+# -- the reader's fast path ------------------------------------------------------------
+_DIGITS = re.compile(r"[0-9]")
+_DIGIT_BYTES = bytes.maketrans(b"0123456789", b"\x00" * 10)
+# properties of a key that make it unusable (they are outside literals, so every text
+# with that key has them): digits glued to a word (t1, 1e5, 0x1F; any non-ASCII byte
+# counts as a letter), float(p), UESCAPE
+_UNSAFE_KEY = re.compile(rb"[A-Za-z_\x80-\xff]\x00|(?i:float)\s*\(|(?i:uescape)")
+_DML = re.compile(rb"[\s(]*(?:select|insert|update|delete|with|values|merge)\b", re.I)
+_UNUSABLE = ""  # _BY_KEY value for a key that must not be used
+_BY_TEXT: dict[str, str] = {}
+_BY_KEY: dict[bytes, str] = {}
+
+
+def literal_key(sql: str) -> bytes | None:
+    """A cheap key that is equal for texts differing only in their literal values (and
+    in a trailing ``/* ... */`` comment, e.g. sqlcommenter tags): each string literal
+    becomes a ``\\x01`` byte and each digit a ``\\x00`` byte (so ``42`` and ``17``
+    agree, ``42`` and ``170`` do not: a few more keys, no regex). None for text where
+    such stripping could be wrong (comments inside, backslashes, ``$``, quotes that do
+    not pair up, digits inside quoted identifiers, NUL or \\x01 characters). Used by
+    :func:`shape`, which adds the checks of the key itself."""
+    s = sql
+    if s[-2:] == "*/" or s[-3:] == "*/;":
+        i = s.rfind("/*")
+        end = len(s) - (2 if s[-1] == "/" else 3)
+        if i >= 0 and "*/" not in s[i + 2:end]:
+            s = s[:i] + s[end + 2:]
+    if "\\" in s or "$" in s or "--" in s or "/*" in s or "\x00" in s or "\x01" in s:
+        return None
+    if "'" in s:
+        parts = s.split("'")
+        if not len(parts) & 1:
+            return None  # an unterminated string
+        outside = parts[0::2]
+        if '"' in s:
+            for p in parts[1::2]:
+                if '"' in p:
+                    return None
+            for p in outside:
+                if p.count('"') & 1:
+                    return None
+        s = "\x01".join(outside)
+    if '"' in s:
+        idents = s.split('"')[1::2]
+        if idents and _DIGITS.search("".join(idents)):
+            return None
+    return s.encode("utf-8", "surrogatepass").translate(_DIGIT_BYTES)
+
+
+def shape(sql: str) -> str:
+    """:func:`fingerprint`, cached for log reading (see the module docstring); the
+    caches are bounded (:data:`_SHAPE_CACHE` entries each)."""
+    fp = _BY_TEXT.get(sql)
+    if fp is not None:
+        return fp
+    key = literal_key(sql)
+    if key is not None:
+        fp = _BY_KEY.get(key)
+        if fp:
+            return fp
+        if fp is None:  # a new key
+            fp = _fingerprint(sql)
+            usable = _DML.match(key) is not None and _UNSAFE_KEY.search(key) is None
+            _remember(_BY_KEY, key, fp if usable else _UNUSABLE)
+            if usable:
+                return fp
+            _remember(_BY_TEXT, sql, fp)
+            return fp
+    fp = _fingerprint(sql)
+    _remember(_BY_TEXT, sql, fp)
+    return fp
+
+
+def _remember(cache: dict, key, value: str) -> None:
+    if len(cache) >= _SHAPE_CACHE:
+        for old in list(cache)[:_SHAPE_CACHE // 2]:
+            del cache[old]
+    cache[key] = value
 
 
 @lru_cache(maxsize=_CACHE_SIZE)

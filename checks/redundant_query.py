@@ -1,11 +1,13 @@
 """PG202 redundant-query: the same read with the same values, repeated in one request.
 
-Reads :class:`auditor.facts.workload.WorkloadProfile`. In each request, a read whose
+Reads :class:`auditor.facts.workload.WorkloadProfile` (``WorkloadProfile.redundant``:
+what the query-log reader's detector found while streaming, with the threshold it was
+given; this check can only raise it). In each request, a read whose
 fingerprint *and* parameter values (or literal text, for statements logged without
 bind parameters) are the same in ``min_repeats`` (5, as PG201's Sentry-derived
 threshold) or more executions, back to back or not, returns the same rows every time:
 all but the first execution are avoidable. See
-:func:`auditor.analysis.repeats.find_redundant`.
+:class:`auditor.analysis.repeats.Aggregates`.
 
 Aggregated across requests per fingerprint: one Finding each, ``key`` = the
 fingerprint, the rule's severity. Evidence (JSON): ``fingerprint``, ``normalized``,
@@ -19,16 +21,33 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from auditor.analysis.repeats import RepeatGroup, find_redundant, typical
+from auditor.analysis.repeats import analyse_requests, classify, typical_count
 from auditor.check import BaseCheck
 from auditor.facts import Facts
-from auditor.facts.workload import NO_STATEMENTS, WorkloadProfile
+from auditor.facts.workload import (NO_STATEMENTS, Detection, RedundantStats, Statement,
+                                    WorkloadProfile)
 from auditor.model import Finding, Inconclusive
 
 
 def _short(sql: str, limit: int = 90) -> str:
     one = " ".join(sql.split())
     return one if len(one) <= limit else one[:limit - 3] + "..."
+
+
+def _normalized(profile: WorkloadProfile, fp: str, fallback: str) -> str:
+    stats = profile.fingerprints.get(fp)
+    return stats.normalized if stats is not None else fallback
+
+
+def redundant_of(profile: WorkloadProfile, det: Detection) -> list[RedundantStats]:
+    """The profile's redundant reads; for a profile built by hand (no ``detection``),
+    the detector runs over its ``requests`` here."""
+    if profile.detection is not None:
+        return profile.redundant
+
+    def kind_of(st: Statement) -> int:
+        return classify(_normalized(profile, st.fingerprint, st.query))
+    return analyse_requests(profile.requests, det, kind_of).redundant_facts()
 
 
 class RedundantQuery(BaseCheck):
@@ -43,28 +62,29 @@ class RedundantQuery(BaseCheck):
             yield Inconclusive(NO_STATEMENTS)
             return
         min_repeats = int(params.get("min_repeats", 5))
-        by_fp: dict[str, list[RepeatGroup]] = {}
-        for request in profile.requests:
-            if len(request.statements) < min_repeats:
-                continue
-            for group in find_redundant(request, min_repeats=min_repeats):
-                by_fp.setdefault(group.fingerprint, []).append(group)
-        for fp, groups in sorted(by_fp.items(), key=lambda kv: -len(kv[1])):
-            yield self._finding(profile, fp, groups)
+        det = Detection.from_params(None, params)
+        found = []
+        for red in redundant_of(profile, det):
+            counts = {c: cs for c, cs in red.by_count.items() if c >= min_repeats}
+            if counts:
+                found.append((red, counts))
+        found.sort(key=lambda rc: -sum(cs.requests for cs in rc[1].values()))
+        for red, counts in found:
+            yield self._finding(profile, red, counts)
 
-    def _finding(self, profile: WorkloadProfile, fp: str, groups: list[RepeatGroup]) -> Finding:
-        stats = profile.fingerprints.get(fp)
-        worst = max(groups, key=lambda g: (g.count, g.total_ms))
-        example = worst.statements[0]
-        normalized = stats.normalized if stats is not None else example.query
-        counts = [g.count for g in groups]
-        executions = sum(counts)
-        avoidable = executions - len(groups)
-        total_ms = round(sum(g.total_ms for g in groups), 3)
+    def _finding(self, profile: WorkloadProfile, red: RedundantStats, counts: dict) -> Finding:
+        fp = red.fingerprint
+        ex = red.example
+        example = ex.statement
+        normalized = _normalized(profile, fp, example.query)
+        groups = sum(cs.requests for cs in counts.values())
+        executions = sum(c * cs.requests for c, cs in counts.items())
+        avoidable = executions - groups
+        total_ms = round(sum(cs.total_ms for cs in counts.values()), 3)
         values = ", ".join(f"${i} = {v!r}" for i, v in enumerate(example.params, 1))
-        message = (f"`{_short(normalized)}` ran {worst.count} times with the same values"
+        message = (f"`{_short(normalized)}` ran {ex.count} times with the same values"
                    f"{' (' + _short(values, 60) + ')' if values else ''} in one request "
-                   f"({len(groups)} request{'s' if len(groups) != 1 else ''}, "
+                   f"({groups} request{'s' if groups != 1 else ''}, "
                    f"{avoidable} avoidable executions, {total_ms:.1f} ms)")
         return Finding(
             rule_id=self.rule_id,
@@ -74,18 +94,18 @@ class RedundantQuery(BaseCheck):
                  "cached_property or functools.cache on a request-scoped object, or the "
                  "ORM's identity map / session.get)."),
             key=fp,
-            location=worst.request.database,
+            location=ex.database,
             evidence={
                 "fingerprint": fp,
                 "normalized": normalized,
-                "count_max": worst.count,
-                "count_typical": typical(counts),
-                "requests": len(groups),
+                "count_max": max(counts),
+                "count_typical": typical_count({c: cs.requests for c, cs in counts.items()}),
+                "requests": groups,
                 "executions": executions,
                 "avoidable": avoidable,
                 "total_ms": total_ms,
                 "example": {"query": example.query, "params": list(example.params),
-                            "duration_ms": example.duration_ms, "count": worst.count,
-                            "session": worst.request.session},
+                            "duration_ms": example.duration_ms, "count": ex.count,
+                            "session": ex.session},
             },
         )

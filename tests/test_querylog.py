@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import needs_corpus
 
-from auditor.collectors.querylog import LogSpec, QueryLogCollector, read_logs
+from auditor.collectors.querylog import LogSpec, QueryLogCollector
+from auditor.collectors.querylog import read_logs as _read_logs
 from auditor.facts.workload import WorkloadProfile
 from auditor.fingerprint import fingerprint
 from fixtures.make_logs import DEBIAN_PREFIX, PGBADGER_PREFIX
@@ -23,6 +24,12 @@ pytest_plugins = ["logfixtures"]
 
 FORMATS = ("stderr", "csvlog", "jsonlog")
 _DURATION = re.compile(r"duration: (\d+\.\d+) ms")
+
+
+def read_logs(specs, **kw) -> WorkloadProfile:
+    """The reader, keeping every request (by default it keeps only the detectors'
+    aggregates): these tests compare the requests with what the workload ran."""
+    return _read_logs(specs, keep_requests=True, **kw)
 
 
 def logged(profile: WorkloadProfile) -> list[list[tuple[str, tuple[str, ...]]]]:
@@ -53,7 +60,7 @@ def test_reads_exactly_what_the_workload_ran(shop_logs, fmt, scenario):
     conns = profile.connections
     assert conns.logged
     assert conns.connections == conns.disconnections == cap.trace.connections
-    assert len(conns.session_ms) == cap.trace.connections
+    assert conns.sessions_timed == cap.trace.connections
     assert all(st.duration_ms is not None and st.ts is not None
                for r in profile.requests for st in r.statements)
 
@@ -213,7 +220,8 @@ def test_unrecognisable_prefix_is_an_actionable_error(tmp_path):
     from auditor.errors import TargetUnreachable
     odd = tmp_path / "odd.log"
     odd.write_text("".join(f"<<{i}>> something happened LOG\n" for i in range(20)))
-    with pytest.raises(TargetUnreachable, match="log_line_prefix"):
+    with pytest.raises(TargetUnreachable, match="no line carries a PostgreSQL severity word"
+                                                ".*lc_messages = 'C'"):
         read_logs([odd])
 
 

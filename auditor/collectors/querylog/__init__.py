@@ -6,18 +6,22 @@
 
 The server must log statements with their durations (``log_min_duration_statement = 0``,
 or ``log_statement = 'all'`` for statements without durations) and, for the connection
-checks, ``log_connections``/``log_disconnections``. Formats: ``stderr`` (with the
-server's ``log_line_prefix``, given or detected from the first lines), ``csvlog`` and
-``jsonlog``; ``.gz``/``.bz2``/``.xz`` are read transparently. Files are read once, in
-the order given, as one stream (a rotated log continues its sessions); memory holds one
-record, the open sessions and the profile. How statements, sessions and requests are
-counted: :mod:`auditor.collectors.querylog.profile`.
+checks, ``log_connections``/``log_disconnections``. Formats (detected per file, or
+given): ``stderr`` with the server's ``log_line_prefix`` (given or detected), Amazon
+``rds``, ``syslog``, ``csvlog``, ``jsonlog``, Google ``cloudsql`` and CloudNativePG
+(``cnpg``) JSON lines; a PgBouncer log is recognised and counted, not misread (see
+:mod:`auditor.collectors.querylog.formats`). ``.gz``/``.bz2``/``.xz``/``.zst`` are read
+transparently, ``-`` is standard input (:mod:`auditor.collectors.querylog.inputs`).
+Files are read once, in the order given, as one stream (a rotated log continues its
+sessions); memory holds one record, the open sessions and the profile. How statements,
+sessions and requests are counted: :mod:`auditor.collectors.querylog.profile`.
 
 Malformed lines are counted per reason in ``WorkloadProfile.skipped`` and skipped.
 Errors (both :class:`~auditor.errors.AuditorError`):
 
 - :class:`~auditor.errors.TargetUnreachable`: a file cannot be opened, decompressed or
-  decoded, or its ``log_line_prefix`` cannot be recognised;
+  decoded, or its ``log_line_prefix`` cannot be recognised (the message names what the
+  lines lack and the prefix to set);
 - :class:`~auditor.errors.ConfigError`: a bad ``format``, or a file none of whose lines
   match the ``line_prefix`` given (the message says which prefix to set).
 """
@@ -25,32 +29,25 @@ Errors (both :class:`~auditor.errors.AuditorError`):
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator
 
-from auditor.collectors.querylog.formats import (FORMATS, Record, detect_format,
-                                                 open_lines, read_csvlog, read_jsonlog,
-                                                 read_stderr, sample)
-from auditor.collectors.querylog.prefix import LEVELS, detect_prefix, get_prefix
-from auditor.collectors.querylog.profile import ProfileBuilder
-from auditor.errors import ConfigError, TargetUnreachable
-from auditor.facts.workload import WorkloadProfile
+from auditor.collectors.querylog.formats import FORMATS, LogFile, Record, open_log
+from auditor.collectors.querylog.parallel import Progress, ReadStats, read_profile
+from auditor.errors import ConfigError
+from auditor.facts.workload import Detection, WorkloadProfile
 
 __all__ = ["LogSpec", "QueryLogCollector", "read_logs", "iter_records", "DEFAULT_IDLE_GAP_MS"]
 
 DEFAULT_IDLE_GAP_MS = 1000.0  # rules.yaml PG201 idle_gap_ms
-_DETECT_LINES = 200
-_SET_PREFIX = ("run `SHOW log_line_prefix;` on the server and give that value as the "
-               "log's line_prefix")
 
 
 @dataclass(frozen=True)
 class LogSpec:
-    """One log file to read. ``format``: ``auto`` (from the content), ``stderr``,
-    ``csvlog`` or ``jsonlog``. ``line_prefix``: the server's ``log_line_prefix``
-    (stderr only; None: detected from the first lines)."""
+    """One log file to read (``-``: standard input). ``format``: ``auto`` (from the
+    content) or one of :data:`~auditor.collectors.querylog.formats.FORMATS`.
+    ``line_prefix``: the server's ``log_line_prefix`` (stderr, rds, syslog, cloudsql;
+    None: detected from the first lines)."""
     path: str | os.PathLike
     format: str = "auto"
     line_prefix: str | None = None
@@ -65,39 +62,20 @@ def _as_spec(item: "LogSpec | str | os.PathLike") -> LogSpec:
     return item if isinstance(item, LogSpec) else LogSpec(item)
 
 
-def _head_of(line: str) -> str:
-    """The prefix part of a line (up to its severity word), for messages: never the
-    statement text, which may hold secrets."""
-    m = re.search(rf"(?:{LEVELS}):", line)
-    head = line[:m.start()] if m else line[:40]
-    return head[:80]
+def _open(spec: LogSpec, skipped: dict[str, int]) -> LogFile:
+    return open_log(spec.path, spec.format, spec.line_prefix, skipped)
 
 
 def _records(spec: LogSpec, skipped: dict[str, int],
              counts: dict[str, int]) -> tuple[str, str | None, Iterator[Record]]:
-    path = Path(spec.path)
-    text = sample(path)
-    fmt = spec.format if spec.format != "auto" else detect_format(path, text)
-    lines = open_lines(path, skipped)
-    if fmt == "csvlog":
-        return fmt, None, read_csvlog(lines, skipped, counts)
-    if fmt == "jsonlog":
-        return fmt, None, read_jsonlog(lines, skipped, counts)
-    prefix = spec.line_prefix
-    if prefix is None:
-        first = [ln for ln in text.splitlines()[:_DETECT_LINES * 5] if ln.strip()]
-        first = [ln for ln in first if not ln.startswith("\t")][:_DETECT_LINES]
-        if first:
-            prefix = detect_prefix(first)
-            if prefix is None:
-                lines.close()
-                raise TargetUnreachable(
-                    f"cannot read query log {path}: its lines do not match any known "
-                    f"log_line_prefix (first line starts {_head_of(first[0])!r}); {_SET_PREFIX}"
-                )
-        else:
-            prefix = ""
-    return fmt, prefix, read_stderr(lines, get_prefix(prefix), skipped, counts)
+    """(format, prefix, records) of one spec; ``counts`` receives matched/unmatched."""
+    f = _open(spec, skipped)
+    return f.format, f.prefix, _counting(f, counts)
+
+
+def _counting(f: LogFile, counts: dict[str, int]) -> Iterator[Record]:
+    yield from f.records
+    counts.update(f.counts)
 
 
 def iter_records(specs: Iterable["LogSpec | str | os.PathLike"],
@@ -105,55 +83,61 @@ def iter_records(specs: Iterable["LogSpec | str | os.PathLike"],
     """The records of ``specs`` in order (no profile): for tools and benchmarks."""
     skipped = {} if skipped is None else skipped
     for spec in map(_as_spec, specs):
-        _fmt, _prefix, recs = _records(spec, skipped, {})
-        yield from recs
+        yield from _open(spec, skipped).records
 
 
 def read_logs(specs: Iterable["LogSpec | str | os.PathLike"], *,
-              idle_gap_ms: float = DEFAULT_IDLE_GAP_MS) -> WorkloadProfile:
+              idle_gap_ms: float | None = None, files: list[dict] | None = None,
+              detection: Detection | None = None, keep_requests: bool = False,
+              jobs: int | None = None, progress: Progress | None = None,
+              stats: ReadStats | None = None, **chunking) -> WorkloadProfile:
     """Read ``specs`` (LogSpec values, or paths read with ``format="auto"``) in one
     streaming pass and return their workload profile.
 
+    ``detection``: the thresholds of the detectors that run while the log is read
+    (:class:`~auditor.facts.workload.Detection`, from rules.yaml PG201/PG202).
     ``idle_gap_ms``: outside a transaction, a pause longer than this (ms) between two
-    statements of a session starts a new request (default 1000, rules.yaml PG201).
-    Raises TargetUnreachable or ConfigError (see the module docstring).
+    statements of a session starts a new request (overrides ``detection``'s, default
+    1000, rules.yaml PG201). ``keep_requests``: also keep every request in
+    ``WorkloadProfile.requests`` (memory then grows with the log; for tests and small
+    tools). ``jobs``: worker processes for files over 32 MB (None: every core; 1: this
+    process only). ``progress``: called with (bytes read, bytes in all or None,
+    statements). ``stats``: receives a :class:`~auditor.collectors.querylog.parallel.
+    ReadStats`. ``files``: if given, receives one :meth:`LogFile.info
+    <auditor.collectors.querylog.formats.LogFile.info>` dict per file (format and prefix
+    used, lines matched, notes). ``chunking``: ``chunk_bytes``/``min_parallel_bytes``
+    (see :func:`~auditor.collectors.querylog.parallel.read_profile`). Raises
+    TargetUnreachable or ConfigError (see the module docstring).
     """
-    builder = ProfileBuilder(idle_gap_ms=idle_gap_ms)
-    profile = builder.profile
-    skipped = profile.skipped
-    for spec in map(_as_spec, specs):
-        counts: dict[str, int] = {}
-        before = profile.statements
-        fmt, prefix, recs = _records(spec, skipped, counts)
-        feed = builder.feed
-        for rec in recs:
-            feed(rec)
-        profile.sources.append(str(spec.path))
-        matched, unmatched = counts.get("matched", 0), counts.get("unmatched", 0)
-        if fmt == "stderr" and profile.statements == before and unmatched > matched:
-            where = f"{unmatched} of {matched + unmatched} lines of {spec.path}"
-            if spec.line_prefix is not None:
-                raise ConfigError(
-                    f"{where} do not match log_line_prefix {spec.line_prefix!r} and no "
-                    f"statement was read; {_SET_PREFIX}")
-            raise TargetUnreachable(
-                f"{where} do not match the detected log_line_prefix {prefix!r} and no "
-                f"statement was read; {_SET_PREFIX}")
-    return builder.finish()
+    det = detection or Detection()
+    if idle_gap_ms is not None:
+        det = Detection(**{**det.__dict__, "idle_gap_ms": float(idle_gap_ms)})
+    return read_profile(specs, detection=det, keep_requests=keep_requests, jobs=jobs,
+                        progress=progress, stats=stats, files=files, **chunking)
 
 
 class QueryLogCollector:
     """Collector for the ``workload`` evidence kind: reads PostgreSQL query logs.
 
-    ``paths``: the logs (LogSpec, or plain paths). ``idle_gap_ms``: see
+    ``paths``: the logs (LogSpec, or plain paths). ``detection``: the detectors'
+    thresholds, e.g. ``Detection.from_params(pg201_params, pg202_params)``;
+    ``idle_gap_ms`` overrides its idle gap. ``jobs``/``progress``: see
     :func:`read_logs`. Nothing is opened before :meth:`collect`.
     """
     kind = "workload"
 
     def __init__(self, paths: "list[LogSpec | str | os.PathLike]", *,
-                 idle_gap_ms: float = DEFAULT_IDLE_GAP_MS) -> None:
+                 idle_gap_ms: float | None = None, detection: Detection | None = None,
+                 jobs: int | None = None, progress: Progress | None = None) -> None:
         self.specs = [_as_spec(p) for p in paths]
-        self.idle_gap_ms = idle_gap_ms
+        det = detection or Detection()
+        if idle_gap_ms is not None:
+            det = Detection(**{**det.__dict__, "idle_gap_ms": float(idle_gap_ms)})
+        self.detection = det
+        self.idle_gap_ms = det.idle_gap_ms
+        self.jobs = jobs
+        self.progress = progress
+        self.stats: ReadStats | None = None
 
     def describe(self) -> str:
         parts = []
@@ -168,4 +152,6 @@ class QueryLogCollector:
         """Read the logs; raises TargetUnreachable or ConfigError (see read_logs)."""
         if not self.specs:
             raise ConfigError("no query log given")
-        return read_logs(self.specs, idle_gap_ms=self.idle_gap_ms)
+        self.stats = ReadStats()
+        return read_logs(self.specs, detection=self.detection, jobs=self.jobs,
+                         progress=self.progress, stats=self.stats)

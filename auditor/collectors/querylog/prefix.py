@@ -1,10 +1,11 @@
 """``log_line_prefix`` → a regular expression over stderr log lines; prefix detection;
-log timestamps → epoch seconds.
+what a prefix lacks, said as a fix; the live server's prefix; log timestamps → epoch
+seconds.
 
-Supported escapes (PostgreSQL 15 docs, "What to Log"): %a %u %d %r %h %b %p %P %t %m
-%n %i %e %c %l %s %v %x %q %Q %%, with optional padding (``%-10u``). Everything else
-is literal text. ``%q`` makes the rest of the prefix optional (it is empty for
-non-session processes such as the checkpointer).
+Supported escapes (PostgreSQL 17 docs, "What to Log"): %a %u %d %r %h %b %p %P %t %m
+%n %i %e %c %l %s %v %x %q %Q %%, with optional padding (``%-10u``, ``%10p``).
+Everything else is literal text. ``%q`` makes the rest of the prefix optional (it is
+empty for non-session processes such as the checkpointer).
 """
 
 from __future__ import annotations
@@ -72,6 +73,22 @@ KNOWN_PREFIXES: tuple[str, ...] = (
 )
 
 
+#: The prefix the auditor asks for when a log's prefix lacks what it needs: a timestamp
+#: with milliseconds, the pid (sessions), and the user and database (Debian's default).
+RECOMMENDED_PREFIX = "%m [%p] %q%u@%d "
+
+# what a prefix must carry, and why (said to the user when it is missing)
+_NEEDS = (
+    (("pid", "session"), "no pid (%p) or session id (%c), so sessions cannot be told apart "
+                         "(the whole log reads as one session, and per-request checks such "
+                         "as N+1 cannot be trusted)"),
+    (("ts", "epoch"), "no timestamp (%m or %t), so statements cannot be placed in time "
+                      "(requests are not cut at idle gaps, connection rates are unknown)"),
+    (("user", "db"), "no user (%u) or database (%d), so requests cannot be told apart by "
+                     "application"),
+)
+
+
 @dataclass(frozen=True)
 class Prefix:
     """A compiled ``log_line_prefix``. ``regex`` matches a whole first line of a log
@@ -125,6 +142,50 @@ def compile_prefix(text: str) -> Prefix:
     return Prefix(text, re.compile(pattern, re.S))
 
 
+def fields_of(text: str) -> set[str]:
+    """The record fields a ``log_line_prefix`` carries: a subset of ts, epoch, pid,
+    session, user, db, app, host (``%%`` and unknown escapes carry none)."""
+    found: set[str] = set()
+    i = 0
+    while i < len(text) - 1:
+        if text[i] != "%":
+            i += 1
+            continue
+        j = i + 1
+        while j < len(text) and (text[j].isdigit() or text[j] == "-"):
+            j += 1
+        esc = text[j] if j < len(text) else ""
+        if esc in _ESCAPES and _ESCAPES[esc][0]:
+            found.add(_ESCAPES[esc][0])
+        i = j + 1
+    return found
+
+
+def missing_fields(text: str) -> list[str]:
+    """What a ``log_line_prefix`` lacks that the auditor needs, each with its
+    consequence (empty when nothing essential is missing)."""
+    have = fields_of(text)
+    return [why for names, why in _NEEDS if not have.intersection(names)]
+
+
+def set_prefix_advice() -> str:
+    """The fix to print: which setting to change, or which value to give the auditor."""
+    show = "run `SHOW log_line_prefix;` on the server and give that value (--prefix, or "
+    show += "line_prefix in auditor.yaml)"
+    return (f"{show}; or set log_line_prefix = '{RECOMMENDED_PREFIX}' in postgresql.conf "
+            "and reload (SELECT pg_reload_conf())")
+
+
+def prefix_from_server(dsn: str, *, connect_timeout_s: int = 5) -> str:
+    """The live server's ``log_line_prefix`` (``SHOW log_line_prefix``), read in the
+    auditor's read-only session (auditor.collectors.postgres). Raises TargetUnreachable
+    when the server cannot be reached, ConfigError for a malformed DSN."""
+    from auditor.collectors.postgres import PostgresCollector
+    with PostgresCollector(dsn, connect_timeout_s=connect_timeout_s).session() as conn:
+        row = conn.execute("SHOW log_line_prefix").fetchone()
+    return row[0] if row else ""
+
+
 _COMPILED: dict[str, Prefix] = {}
 
 
@@ -140,11 +201,16 @@ _INFER = re.compile(
     r"""
       (?P<m>\d{4}-\d\d-\d\d\ \d\d:\d\d:\d\d\.\d+(?:\ [A-Za-z0-9+-]+)?)
     | (?P<t>\d{4}-\d\d-\d\d\ \d\d:\d\d:\d\d(?:\ [A-Za-z0-9+-]+)?)
+    | (?P<n>\b\d{9,11}\.\d{3}\b)
     | (?P<kv>(?P<key>[A-Za-z_]+)=(?P<val>\[[^\]\s]*\]|[^,\s\]]*))
-    | (?P<at>[^\s:@,\[\]]*@[^\s:@,\[\]]*)
+    | (?P<at>[^\s:@,\[\]|]*@[^\s:@,\[\]|]*)
     | \[(?P<line>\d+-\d+)\]
-    | \[(?P<num>\d+)\]
+    | (?P<ip>(?:\b\d{1,3}(?:\.\d{1,3}){3}\b|\[local\])(?P<port>\(\d*\))?)
+    | \[(?P<num>\d+)(?=[\]|,:])
     | (?P<sess>\b[0-9a-f]{6,}\.[0-9a-f]{1,8}\b)
+    | (?P<vx>\b\d+/\d+\b)
+    | (?P<state>\b(?=[0-9A-Z]{5}\b)(?=[0-9]*[A-Z])(?=[A-Z]*[0-9])[0-9A-Z]{5}\b|\b00000\b)
+    | (?P<digits>\b\d+\b)
     """,
     re.X,
 )
@@ -158,8 +224,11 @@ _KEYS = {
 
 def infer_prefix(line: str) -> str | None:
     """Guess a ``log_line_prefix`` from one log line (the text before its severity word):
-    timestamps, ``[pid]``, ``[%l-1]``, ``key=value`` pairs with well-known keys and
-    ``user@db`` become escapes; the rest stays literal. None if no severity word."""
+    timestamps (%m, %t, %n), ``[pid`` (%p), ``[%l-1]``, ``key=value`` pairs with
+    well-known keys, ``user@db``, client addresses (%r with a port, else %h), session
+    ids (%c), vxids (%v), SQLSTATEs (%e) become
+    escapes, other numbers ``%l`` (any digits); the rest stays literal. None if no
+    severity word."""
     m = _LEVEL_AT.search(line)
     if not m:
         return None
@@ -180,37 +249,84 @@ def infer_prefix(line: str) -> str | None:
         elif t.group("line"):
             out.append("[%l-" + t.group("line").split("-")[1] + "]")
         elif t.group("num"):
-            out.append("[%x]" if have_pid else "[%p]")
+            out.append("[%x" if have_pid else "[%p")
             have_pid = True
         elif t.group("sess"):
             out.append("%c")
+        elif t.group("n"):
+            out.append("%n")
+        elif t.group("ip"):
+            out.append("%r" if t.group("port") else "%h")
+        elif t.group("vx"):
+            out.append("%v")
+        elif t.group("state"):
+            out.append("%e")
+        elif t.group("digits"):
+            out.append("%l")
     out.append(head[pos:].replace("%", "%%"))
+    return "".join(out)
+
+
+_TOKEN = re.compile(r"%%|%-?\d*[a-zA-Z]|\w+|[^\w%]+")
+
+
+def _generalize(templates: list[str]) -> str | None:
+    """One template from inferred ones that differ only in words (a command tag, a
+    backend type): those positions become ``%i`` (any text). None if they differ in
+    their punctuation or escapes."""
+    toks = [_TOKEN.findall(t) for t in templates]
+    if not toks or any(len(t) != len(toks[0]) for t in toks):
+        return None
+    out = []
+    for column in zip(*toks):
+        if all(c == column[0] for c in column):
+            out.append(column[0])
+        elif all(c[0] != "%" and (c[0].isalnum() or c[0] == "_") for c in column):
+            out.append("%i")
+        else:
+            return None
     return "".join(out)
 
 
 def detect_prefix(lines: list[str], *, min_share: float = 0.8) -> str | None:
     """The ``log_line_prefix`` that matches most of ``lines`` (first lines of records,
-    continuation lines excluded), from :data:`KNOWN_PREFIXES` and prefixes inferred from
-    the lines; None if none matches at least ``min_share`` of them."""
+    continuation lines excluded), from :data:`KNOWN_PREFIXES`, prefixes inferred from
+    the lines (:func:`infer_prefix`) and, when those differ only in words, their
+    generalisation; None if none matches at least ``min_share`` of them."""
     lines = [ln for ln in lines if ln and not ln.startswith("\t")]
     if not lines:
         return None
     candidates = list(KNOWN_PREFIXES)
-    for ln in lines[:20]:
+    inferred: list[str] = []
+    for ln in lines[:50]:
         guess = infer_prefix(ln)
-        if guess is not None and guess not in candidates:
+        if guess is not None:
+            inferred.append(guess)
+    groups: dict[tuple[str, ...], list[str]] = {}  # by shape: words masked
+    for guess in inferred:
+        shape = tuple("w" if (t[0].isalnum() or t[0] == "_") else t
+                      for t in _TOKEN.findall(guess))
+        groups.setdefault(shape, []).append(guess)
+    for group in sorted(groups.values(), key=len):
+        general = _generalize(group) if len(set(group)) > 1 else None
+        if general is not None and general not in candidates:
+            candidates.insert(0, general)
+    for guess in dict.fromkeys(reversed(inferred[:20])):
+        if guess not in candidates:
             candidates.insert(0, guess)
-    best, best_score = None, 0
+    known = set(KNOWN_PREFIXES)
+    best, best_key = None, (0, 0, False)
     for cand in candidates:
         try:
             rx = get_prefix(cand).regex
         except re.error:
             continue
         score = sum(1 for ln in lines if rx.match(ln))
-        # a prefix with more captured fields wins a tie (inferred ones come first)
-        if score > best_score:
-            best, best_score = cand, score
-    if best is None or best_score < min_share * len(lines):
+        # a tie goes to the prefix capturing more fields, then to a well-known one
+        key = (score, len(fields_of(cand)), cand in known)
+        if score and key > best_key:
+            best, best_key = cand, key
+    if best is None or best_key[0] < min_share * len(lines):
         return None
     return best
 
@@ -274,4 +390,5 @@ def format_ts(epoch: float) -> str:
 
 
 __all__ = ["Prefix", "compile_prefix", "get_prefix", "detect_prefix", "infer_prefix",
-           "parse_ts", "format_ts", "KNOWN_PREFIXES", "LEVELS"]
+           "fields_of", "missing_fields", "set_prefix_advice", "prefix_from_server",
+           "parse_ts", "format_ts", "KNOWN_PREFIXES", "LEVELS", "RECOMMENDED_PREFIX"]

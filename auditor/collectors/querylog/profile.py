@@ -1,4 +1,4 @@
-"""Records → :class:`~auditor.facts.workload.WorkloadProfile`, in one pass.
+"""Records → :class:`~auditor.facts.workload.WorkloadProfile`, in one streaming pass.
 
 What counts as one executed statement (the rules, in the order of the messages):
 
@@ -8,63 +8,103 @@ What counts as one executed statement (the rules, in the order of the messages):
   of the session, so a statement's duration is parse + bind + execute.
 - ``execute <name>: SQL``: one statement, counted once here; its parameters come from
   the ``DETAIL:  parameters: $1 = '...'`` that follows it (or, if it has none, from
-  its bind's). ``execute fetch from ...`` (a further fetch of a portal) is not counted
-  again.
+  its bind's; a bind's parameters apply to the next statement only). ``execute fetch
+  from ...`` (a further fetch of a portal) is not counted again.
 - ``statement: SQL`` / ``execute ...: SQL`` without a duration (``log_statement = all``):
   one statement; a later bare ``duration: X ms`` line of the same session gives its
   duration (a bare duration with no statement waiting is carried like a parse's). A
   statement whose duration never comes keeps ``duration_ms = None``.
 
 ``Statement.ts`` is the log time of the statement's line: when it finished, for a line
-with a duration; when it started, for ``log_statement`` lines.
+with a duration; when it started, for ``log_statement`` lines. Durations are summed
+as integer microseconds (the log's 3 decimals), so totals do not depend on the order
+of addition.
 
 Sessions are keyed by ``%c`` (csvlog/jsonlog always have it) or else by the pid (a
-stderr prefix with neither makes the whole log one session); a
-``connection received`` on a pid that has an open session, or a ``disconnection``,
-ends that session. Each session is cut into requests (see :class:`Request`):
+stderr prefix with neither makes the whole log one session); a ``connection received``
+on a pid that has an open session, or a ``disconnection``, ends that session. Each
+session is cut into requests (see :class:`~auditor.facts.workload.Request`):
 
-- a transaction, from ``BEGIN``/``START TRANSACTION`` (psycopg and most drivers send
-  this implicitly) to ``COMMIT``/``END``/``ROLLBACK``/``ABORT``/``PREPARE TRANSACTION``
-  (``ROLLBACK TO SAVEPOINT`` does not end it) is one request, ``boundary="transaction"``;
+- statements ending in a sqlcommenter comment (``/*traceparent='00-<trace>-...'*/``,
+  or ``route``/``controller``/``action`` tags) belong to the request of their tag: the
+  trace id when there is a ``traceparent``, else the route/controller/action; a new
+  tag value starts a new request (``boundary="tag"``); untagged statements in between
+  (the driver's BEGIN/COMMIT) join it. Without a traceparent a pause longer than
+  ``idle_gap_ms`` outside a transaction also starts a new request, since two requests
+  to one route on a pooled connection would otherwise merge;
+- else a transaction, from ``BEGIN``/``START TRANSACTION`` (psycopg and most drivers
+  send this implicitly) to ``COMMIT``/``END``/``ROLLBACK``/``ABORT``/``PREPARE
+  TRANSACTION`` (``ROLLBACK TO SAVEPOINT`` does not end it) is one request,
+  ``boundary="transaction"``;
 - statements outside transactions are grouped until a pause longer than
   ``idle_gap_ms`` (the gap from one statement's end, its log time, to the next one's
   start, log time minus duration) or the next transaction: ``boundary="idle-gap"``; a
-  group that runs to the end of its session is ``boundary="session"``.
+  group that runs to the end of its session is ``boundary="session"``;
+- any request is cut at ``max_request_statements`` (``boundary="cap"``), which bounds
+  memory for a session that never pauses.
+
+Each request is handed to the detectors (:mod:`auditor.analysis.repeats`) when it
+closes and then dropped, unless ``keep_requests`` is set: memory holds the open
+sessions, one request per session, and aggregates bounded by the number of distinct
+statement shapes and loop patterns.
+
+**Chunks.** A builder made with ``orphans=True`` reads one chunk of a log that does not
+start at the beginning (:mod:`auditor.collectors.querylog.parallel`). A session it meets
+without its ``connection received`` line may carry state from before the chunk (a
+statement waiting for its parameters, an open transaction), so it is *muted*: its
+records are kept as the session's *head* and nothing it does is counted, until it
+starts a request at a statement whose every input lies inside the chunk; from then on
+it counts normally, and the state it had at that point is kept as a *snapshot*.
+:meth:`ProfileBuilder.absorb` replays a chunk's heads onto the sessions as the previous
+chunks left them, checks that each replay reaches its snapshot (then everything after
+it is exactly what one pass would have found) and otherwise reads the chunk again
+from the true state. Positions (``pos``) order every tie the same way in all modes.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
+import time as _time
+from math import floor as _floor, log10 as _log10
+from typing import Callable, Iterable
+from urllib.parse import unquote
 
-from auditor.collectors.querylog.formats import Record
-from auditor.collectors.querylog.prefix import format_ts
-from auditor.facts.workload import (FingerprintStats, Request, Statement,
-                                    WorkloadProfile)
-from auditor.fingerprint import fingerprint, normalize
+from auditor.analysis.repeats import (E_DUR, E_KIND, E_TAG, E_TS, K_BEGIN, K_END,
+                                      KIND_NAMES, Aggregates, classify)
+from auditor.facts.workload import (ConnectionStats, Detection, FingerprintStats,
+                                    LogHistogram, Request, Statement, WorkloadProfile,
+                                    BUCKETS_PER_DECADE)
+from auditor.fingerprint import _BY_TEXT, normalize, shape
 
-_DURATION = re.compile(r"duration: (\d+(?:\.\d*)?) ms\s*(.*)\Z", re.S)
-_STATEMENT = re.compile(r"(statement|execute|parse|bind)(?: ([^:]*?))?: (.*)\Z", re.S)
+__all__ = ["ProfileBuilder", "parse_parameters", "transaction_control", "tag_of",
+           "CHUNK_SHIFT", "END_POS"]
+
 _PARAM = re.compile(r"\$(\d+) = (?:'((?:[^']|'')*)'|(NULL))")
 _SESSION_TIME = re.compile(r"session time: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
-_TX = re.compile(
-    r"(?:\s|;|/\*.*?\*/|--[^\n]*\n)*"
-    r"(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b"
-    r"(\s+(?:WORK\s+|TRANSACTION\s+)?(?:TO|PREPARED)\b)?",
-    re.I | re.S,
-)
+_AUTH = re.compile(r"\buser=(\S+)(?: database=(\S+))?(?: application_name=(\S+))?")
+_AUTH_APP = re.compile(r"\bapplication_name=(\S+)")
+_TAG = re.compile(r"(\w+)\s*=\s*'([^']*)'")
+_ERRORS = frozenset(("ERROR", "FATAL", "PANIC"))
 
-BEGIN, END = "begin", "end"
+CHUNK_SHIFT = 40  # pos = chunk << 40 | record number within the chunk
+END_POS = 1 << 62  # the position of closes at the end of the stream
+_PLACEHOLDER = "\x00"  # prefix of the session id a chunk gives a session it joined late
+_PER_SECOND_KEEP = 4096  # per-second connection counts kept before older ones are folded
+_SETTLED_S = 60  # seconds after which a second's count is final (log order skew)
+
+# detail_for values
+_NONE, _BIND, _EXECUTE = 0, 1, 2
+# fingerprint stats list fields
+_CALLS, _TOTAL, _MAX, _HIST, _EXAMPLE, _KIND, _FIRST, _MIN, _TIMED = range(9)
+_SESSION_LOG = ("duration: ", "statement: ", "execute ", "connection ",
+                "replication connection ", "disconnection: ")
 
 
 def transaction_control(query: str) -> str | None:
     """``"begin"`` for BEGIN/START TRANSACTION, ``"end"`` for COMMIT/END/ROLLBACK/ABORT/
     PREPARE TRANSACTION, None otherwise (ROLLBACK TO, COMMIT PREPARED: None)."""
-    m = _TX.match(query)
-    if m is None or m.group(2):
-        return None
-    word = m.group(1).upper()
-    return BEGIN if word == "BEGIN" or word.startswith("START") else END
+    k = classify(query)
+    return "begin" if k == K_BEGIN else "end" if k == K_END else None
 
 
 def parse_parameters(detail: str) -> tuple[str, ...]:
@@ -78,60 +118,183 @@ def parse_parameters(detail: str) -> tuple[str, ...]:
     return tuple(v for _, v in found)
 
 
-class _Pending:
-    __slots__ = ("query", "params", "duration", "ts", "carry")
-
-    def __init__(self, query, params, duration, ts, carry):
-        self.query = query
-        self.params = params
-        self.duration = duration
-        self.ts = ts
-        self.carry = carry
+def tag_of(query: str) -> str | None:
+    """The request tag of a statement ending in a sqlcommenter comment:
+    ``trace:<trace id>`` from ``traceparent``, else ``route:<route>|<controller>|
+    <action>``; None without such a comment."""
+    end = len(query) - (2 if query[-2:] == "*/" else 3 if query[-3:] == "*/;" else 0)
+    if end == len(query):
+        return None
+    i = query.rfind("/*", 0, end)
+    if i < 0:
+        return None
+    tags = dict(_TAG.findall(query, i + 2, end))
+    if not tags:
+        return None
+    tp = tags.get("traceparent")
+    if tp:
+        parts = unquote(tp).split("-")
+        if len(parts) >= 3 and parts[1]:
+            return "trace:" + parts[1]
+    route = [unquote(tags.get(k, "")) for k in ("route", "controller", "action")]
+    if any(route):
+        return "route:" + "|".join(route)
+    return None
 
 
 class _Session:
-    __slots__ = ("sid", "pending", "carry", "bind_params", "detail_for", "cur", "in_tx",
-                 "last_end", "user", "db", "app")
+    __slots__ = ("key", "sid", "user", "db", "app", "first_pos", "pending", "carry",
+                 "bind_params", "detail_for", "cur", "cur_boundary", "cur_tag", "cur_ident",
+                 "in_tx", "last_end", "muted", "head", "flushes", "snapshot", "counted")
 
-    def __init__(self, sid: str, user, db, app):
+    def __init__(self, key: str, sid: str, user, db, app, first_pos: int) -> None:
+        self.key = key
         self.sid = sid
-        self.pending: _Pending | None = None
-        self.carry = 0.0  # parse/bind durations waiting for their execute
+        self.user, self.db, self.app = user, db, app
+        self.first_pos = first_pos
+        self.pending: list | None = None  # [query, params, duration_us, ts, pos, carry_us]
+        self.carry = 0  # parse/bind durations (µs) waiting for their execute
         self.bind_params: tuple[str, ...] = ()
-        self.detail_for: str | None = None  # "bind" / "execute": what a DETAIL applies to
-        self.cur: Request | None = None
+        self.detail_for = _NONE  # what a DETAIL line applies to
+        self.cur: list | None = None  # entries of the open request
+        self.cur_boundary = ""
+        self.cur_tag: str | None = None
+        self.cur_ident: tuple = (None, None, None)  # user, database, app of cur
         self.in_tx = False
         self.last_end: float | None = None
-        self.user, self.db, self.app = user, db, app
+        self.muted = False
+        self.head: list | None = None
+        self.flushes = 0
+        self.snapshot: tuple | None = None
+        self.counted = False  # in WorkloadProfile.sessions (it ran a statement)
+
+    def state(self) -> tuple:
+        """Everything that decides what the session does next (not who it is)."""
+        return (None if self.pending is None else tuple(self.pending), self.carry,
+                self.bind_params, self.detail_for,
+                None if self.cur is None else tuple(self.cur), self.cur_boundary,
+                self.cur_tag, self.in_tx, self.last_end)
+
+    def clone(self) -> "_Session":
+        c = _Session.__new__(_Session)
+        for name in _Session.__slots__:
+            setattr(c, name, getattr(self, name))
+        c.pending = None if self.pending is None else list(self.pending)
+        c.cur = None if self.cur is None else list(self.cur)
+        return c
+
+
+class _PerSecond:
+    """Connections per wall-clock second, bounded: counts older than the newest second
+    minus _SETTLED_S (and not among the first _SETTLED_S seconds, which a previous
+    chunk may still add to) are folded into ``peak``."""
+    __slots__ = ("counts", "peak", "first")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.peak = 0
+        self.first: int | None = None
+
+    def add(self, sec: int, n: int = 1) -> None:
+        c = self.counts
+        c[sec] = c.get(sec, 0) + n
+        if self.first is None or sec < self.first:
+            self.first = sec
+        if len(c) > _PER_SECOND_KEEP:
+            self._fold()
+
+    def _fold(self) -> None:
+        c = self.counts
+        newest = max(c)
+        keep_head = (self.first or 0) + _SETTLED_S
+        for sec in [s for s in c if keep_head < s < newest - _SETTLED_S]:
+            n = c.pop(sec)
+            if n > self.peak:
+                self.peak = n
+
+    def merge(self, other: "_PerSecond") -> None:
+        for sec, n in other.counts.items():
+            self.counts[sec] = self.counts.get(sec, 0) + n
+        self.peak = max(self.peak, other.peak)
+        if other.first is not None and (self.first is None or other.first < self.first):
+            self.first = other.first
+        if len(self.counts) > _PER_SECOND_KEEP:
+            self._fold()
+
+    def max(self) -> int:
+        return max(self.peak, max(self.counts.values(), default=0))
 
 
 class ProfileBuilder:
-    """Feed records in log order with :meth:`feed`, then call :meth:`finish` once."""
+    """Feed records in log order (:meth:`feed` or :meth:`consume`), then call
+    :meth:`finish` once. ``detection``: the detectors' thresholds (``idle_gap_ms``, the
+    old keyword, overrides its idle gap). ``keep_requests``: also keep every request
+    (memory then grows with the log). ``chunk``/``orphans``: see the module docstring."""
 
-    def __init__(self, *, idle_gap_ms: float = 1000.0) -> None:
-        self.idle_gap_s = idle_gap_ms / 1000.0
-        self.profile = WorkloadProfile()
-        self._sessions: dict[str, _Session] = {}
-        self._received: Counter[int] = Counter()  # connections per wall-clock second
-        self._authorized: Counter[int] = Counter()
-        self._n_received = 0
-        self._n_authorized = 0
-        self._conn_first: float | None = None
-        self._conn_last: float | None = None
+    def __init__(self, *, detection: Detection | None = None, idle_gap_ms: float | None = None,
+                 keep_requests: bool = False, chunk: int = 0, orphans: bool = False) -> None:
+        det = detection or Detection()
+        if idle_gap_ms is not None and idle_gap_ms != det.idle_gap_ms:
+            det = Detection(**{**det.__dict__, "idle_gap_ms": float(idle_gap_ms)})
+        self.detection = det
+        self.idle_gap_s = det.idle_gap_ms / 1000.0
+        self.cap = det.max_request_statements
+        self.keep_requests = keep_requests
+        self.orphans = orphans
+        self.pos = chunk << CHUNK_SHIFT
+        self.sessions: dict[str, _Session] = {}
+        self.kinds: dict[str, int] = {}  # fingerprint -> K_* code (also for muted sessions)
+        # what is counted
+        self.statements = 0
+        self.total_us = 0
+        self.fps: dict[str, list] = {}
+        self.agg = Aggregates()
+        self.kept: list[tuple[int, int, Request]] = []
+        self.request_count = 0
+        self.n_sessions = 0
+        self.first_ts = float("inf")
+        self.last_ts = float("-inf")
+        self.skipped: dict[str, int] = {}
+        self.sources: list[str] = []
+        # connections
+        self.conn_logged = False
+        self.n_received = 0
+        self.n_authorized = 0
+        self.n_disconnections = 0
+        self.received = _PerSecond()
+        self.authorized = _PerSecond()
+        self.conn_first: float | None = None
+        self.conn_last: float | None = None
+        self.session_lengths = LogHistogram()
+        # chunk bookkeeping (orphans=True)
+        # (key, sid, head, snapshot, pos of the record that ended the head)
+        self.heads: list[tuple[str, str, list, tuple | None, int]] = []
+        self.restarts: list[tuple[str, int]] = []
+        self.placeholders: dict[str, str] = {}  # placeholder sid -> key
+        self.orphan_counted: set[str] = set()  # keys of joined sessions counted here
+        self._unmuted = False
 
     # -- sessions -------------------------------------------------------------------
-    def _session(self, rec: Record, create: bool = True) -> _Session | None:
+    def _session(self, rec, create: bool = True) -> _Session | None:
         key = rec.session or rec.pid or "?"
-        s = self._sessions.get(key)
-        if s is None and create:
+        s = self.sessions.get(key)
+        if s is None:
+            if not (create or self.orphans):
+                return None
             if rec.session:
                 sid = rec.session
+            elif self.orphans:
+                sid = _PLACEHOLDER + key
+                self.placeholders[sid] = key
             elif rec.ts is not None:
-                sid = f"{rec.pid or '?'}@{format_ts(rec.ts)}"
+                sid = f"{rec.pid or '?'}@{_iso(rec.ts)}"
             else:
-                sid = f"{rec.pid or '?'}@{len(self._sessions)}"
-            s = self._sessions[key] = _Session(sid, rec.user, rec.db, rec.app)
-        elif s is not None:
+                sid = f"{rec.pid or '?'}@{self.n_sessions}"
+            s = self.sessions[key] = _Session(key, sid, rec.user, rec.db, rec.app, self.pos)
+            if self.orphans:
+                s.muted = True
+                s.head = []
+        else:
             if s.user is None and rec.user and rec.user != "[unknown]":
                 s.user, s.db = rec.user, rec.db
             if s.app is None and rec.app and rec.app != "[unknown]":
@@ -139,226 +302,698 @@ class ProfileBuilder:
         return s
 
     def _end_session(self, key: str) -> None:
-        s = self._sessions.pop(key, None)
+        s = self.sessions.pop(key, None)
         if s is None:
+            return
+        if s.muted:
+            s.head.append(("end", self.pos, None))
+            self._park(s)
             return
         self._flush(s)
         if s.cur is not None:
-            if not s.in_tx and s.cur.boundary == "idle-gap":
-                s.cur.boundary = "session"
-            self._close_request(s)
+            if not s.in_tx and s.cur_boundary == "idle-gap":
+                s.cur_boundary = "session"
+            self._close(s)
+
+    def _park(self, s: _Session) -> None:
+        """Keep a muted session's head for :meth:`absorb` (it can do nothing more)."""
+        self.heads.append((s.key, s.sid, s.head, None, self.pos))
+        s.head = None
 
     # -- statements -----------------------------------------------------------------
     def _flush(self, s: _Session) -> None:
         p = s.pending
-        if p is None:
-            return
-        s.pending = None
-        self._record(s, p)
+        if p is not None:
+            s.pending = None
+            self._record(s, p)
 
-    def _record(self, s: _Session, p: _Pending) -> None:
-        fp = fingerprint(p.query)
-        st = Statement(fp, p.query, p.params, p.duration, p.ts)
-        prof = self.profile
-        prof.statements += 1
-        dur = p.duration or 0.0
-        prof.total_ms += dur
-        stats = prof.fingerprints.get(fp)
-        if stats is None:
-            stats = prof.fingerprints[fp] = FingerprintStats(fp, normalize(p.query), st)
-        stats.calls += 1
-        stats.total_ms += dur
-        if dur > stats.max_ms:
-            stats.max_ms = dur
-            stats.example = st
-        self._assign(s, st)
+    def _new_shape(self, fp: str, query: str) -> int:
+        kind = self.kinds[fp] = classify(normalize(query))
+        return kind
 
-    def _assign(self, s: _Session, st: Statement) -> None:
-        ctl = transaction_control(st.query)
-        start = end = st.ts
-        if st.ts is not None and st.duration_ms:
-            start = st.ts - st.duration_ms / 1000.0
-        if ctl == BEGIN:
-            if s.cur is not None:
-                self._close_request(s)
-            s.cur = self._new_request(s, "transaction")
-            s.in_tx = True
-            s.cur.statements.append(st)
-        elif s.in_tx:
-            s.cur.statements.append(st)
-            if ctl == END:
-                self._close_request(s)
-                s.in_tx = False
+    def _record(self, s: _Session, p: list) -> None:
+        query = p[0]
+        fp = _by_text_get(query) or shape(query)
+        st = None if s.muted else self.fps.get(fp)
+        if st is not None:
+            kind = st[5]  # _KIND
         else:
-            if (s.cur is not None and start is not None and s.last_end is not None
-                    and start - s.last_end > self.idle_gap_s):
-                self._close_request(s)
-            if s.cur is None:
-                s.cur = self._new_request(s, "idle-gap")
-            s.cur.statements.append(st)
-        if end is not None:
-            s.last_end = end
+            kind = self.kinds.get(fp)
+            if kind is None:
+                kind = self._new_shape(fp, query)
+        dur = p[2]
+        last = query[-1:]
+        tag = (tag_of(query) if last == "/" or (last == ";" and query[-3:] == "*/;")
+               else None)
+        e = (fp, kind, query, p[1], dur, p[3], p[4], tag)
+        s.flushes += 1
+        if not s.muted:
+            self.statements += 1
+            if not s.counted:
+                s.counted = True
+                self.n_sessions += 1
+                if s.snapshot is not None:  # a session joined in the middle
+                    self.orphan_counted.add(s.key)
+            if st is None:
+                st = self.fps[fp] = [0, 0, 0, {}, e, kind, (p[4], query), None, 0]
+            st[0] += 1  # _CALLS
+            if dur is not None:
+                self.total_us += dur
+                st[1] += dur  # _TOTAL
+                st[8] += 1  # _TIMED
+                b = int(_log10(dur) * BUCKETS_PER_DECADE) if dur > 0 else -1
+                h = st[3]  # _HIST
+                h[b] = h.get(b, 0) + 1
+                if st[7] is None or dur < st[7]:  # _MIN
+                    st[7] = dur
+                if dur > st[2]:  # _MAX
+                    st[2] = dur
+                    st[4] = e  # _EXAMPLE
+        # -- which request: the untagged common case first ----------------------------
+        cur = s.cur
+        if tag is None and s.cur_tag is None:
+            if kind == K_BEGIN:
+                if cur is not None:
+                    self._close(s)
+                cur = self._open(s, "transaction", None)
+                s.in_tx = True
+                cur.append(e)
+                opened = True
+            elif s.in_tx:
+                opened = cur is None
+                if opened:
+                    cur = self._open(s, "transaction", None)
+                cur.append(e)
+                if kind == K_END:
+                    self._close(s)
+                    s.in_tx = False
+                    cur = None
+            else:
+                ts = p[3]
+                if (cur is not None and ts is not None and s.last_end is not None
+                        and (ts - dur / 1e6 if dur else ts) - s.last_end > self.idle_gap_s):
+                    self._close(s)
+                    cur = None
+                opened = cur is None
+                if opened:
+                    cur = self._open(s, "idle-gap", None)
+                cur.append(e)
+        else:
+            cur, opened = self._assign_tagged(s, e, cur)
+        ts = p[3]
+        if ts is not None:
+            s.last_end = ts
+        if cur is not None and len(cur) >= self.cap and s.cur is cur:
+            s.cur_boundary = "cap"
+            self._close(s)
+        if opened and s.muted and s.flushes >= 2:
+            # a request started at a statement whose inputs all lie in this chunk:
+            # from here on this session's state no longer depends on what came before
+            s.snapshot = s.state()
+            s.muted = False
+            self.heads.append((s.key, s.sid, s.head, s.snapshot, self.pos))
+            s.head = None
+            self._unmuted = True
 
-    def _new_request(self, s: _Session, boundary: str) -> Request:
-        return Request(session=s.sid, boundary=boundary, user=s.user, database=s.db,
-                       application=s.app)
+    def _assign_tagged(self, s: _Session, e: tuple, cur: list | None) -> tuple:
+        """Request assignment when the statement or the open request has a tag."""
+        kind = e[E_KIND]
+        ts = e[E_TS]
+        tag = e[E_TAG]
+        opened = False
+        gap = False
+        if cur is not None and ts is not None and s.last_end is not None:
+            dur = e[E_DUR]
+            gap = (ts - dur / 1e6 if dur else ts) - s.last_end > self.idle_gap_s
+        if tag is not None:
+            if cur is None or s.cur_tag != tag or (gap and not s.in_tx and tag[0] == "r"):
+                if cur is not None:
+                    self._close(s)
+                cur = self._open(s, "tag", tag)
+                opened = True
+            if kind == K_BEGIN:
+                s.in_tx = True
+            elif kind == K_END:
+                s.in_tx = False
+            cur.append(e)
+            return cur, opened
+        # an untagged statement while a tagged request is open (the driver's BEGIN ...)
+        if not (gap and not s.in_tx):
+            if kind == K_BEGIN:
+                s.in_tx = True
+            elif kind == K_END:
+                s.in_tx = False
+            cur.append(e)
+            return cur, False
+        self._close(s)
+        s.cur_tag = None
+        if kind == K_BEGIN:
+            s.in_tx = True
+            cur = self._open(s, "transaction", None)
+            cur.append(e)
+        elif s.in_tx:  # (not reached: the gap only ends a request outside transactions)
+            cur = self._open(s, "transaction", None)
+            cur.append(e)
+        else:
+            cur = self._open(s, "idle-gap", None)
+            cur.append(e)
+        return cur, True
 
-    def _close_request(self, s: _Session) -> None:
-        req = s.cur
+    def _open(self, s: _Session, boundary: str, tag: str | None) -> list:
+        cur = s.cur = []
+        s.cur_boundary = boundary
+        s.cur_tag = tag
+        s.cur_ident = (s.user, s.db, s.app)
+        return cur
+
+    def _close(self, s: _Session) -> None:
+        cur = s.cur
         s.cur = None
-        if req is not None and req.statements:
-            self.profile.requests.append(req)
+        s.cur_tag = None
+        if not cur or s.muted:
+            return
+        self.request_count += 1
+        user, db, app = s.cur_ident
+        if len(cur) > 1:
+            self.agg.analyse(cur, self.detection, s.sid, db, self.pos)
+        if self.keep_requests:
+            self.kept.append((self.pos, s.first_pos, Request(
+                session=s.sid, boundary=s.cur_boundary,
+                statements=[Statement(e[0], e[2], e[3],
+                                      e[4] / 1000 if e[4] is not None else None, e[5])
+                            for e in cur],
+                user=user, database=db, application=app)))
 
     # -- records --------------------------------------------------------------------
-    def feed(self, rec: Record) -> None:
-        prof = self.profile
+    def consume(self, records: Iterable, progress: Callable[[int], None] | None = None,
+                every: int = 50_000) -> None:
+        """Feed every record of ``records``; ``progress(statements)`` is called every
+        ``every`` records. The common record, ``duration: X ms  statement: SQL`` of a
+        known session, takes a short path; everything else goes through :meth:`feed`."""
+        if self.orphans:
+            n = 0
+            for rec in records:
+                self.feed(rec)
+                n += 1
+                if progress is not None and n % every == 0:
+                    progress(self.statements)
+            return
+        get = self.sessions.get
+        dispatch = self._dispatch
+        record = self._record
+        detail = self._detail
+        pos = self.pos
+        first, last = self.first_ts, self.last_ts
+        left = every if progress is not None else -1
+        for rec in records:
+            pos += 1
+            self.pos = pos
+            ts = rec.ts
+            if ts is not None:
+                if ts > last:
+                    last = ts
+                if ts < first:
+                    first = ts
+            if left > 0:
+                left -= 1
+                if not left:
+                    left = every
+                    progress(self.statements)
+            if rec.level == "LOG":
+                msg = rec.message
+                if msg[:10] == "duration: ":
+                    j = msg.find(" ms  statement: ", 10)
+                    if j > 0:
+                        s = get(rec.session or rec.pid or "?")
+                        if (s is not None and (s.user is not None or rec.user is None)
+                                and (s.app is not None or rec.app is None)):
+                            try:
+                                us = round(float(msg[10:j]) * 1000)
+                            except ValueError:
+                                continue
+                            p = s.pending
+                            if p is not None:
+                                s.pending = None
+                                record(s, p)
+                            carry = s.carry
+                            if carry:
+                                s.carry = 0
+                            s.bind_params = ()
+                            s.pending = [msg[j + 16:], (), us + carry, ts, pos, carry]
+                            s.detail_for = _EXECUTE
+                            if rec.detail:
+                                detail(s, rec.detail)
+                            continue
+            dispatch(rec)
+        self.first_ts, self.last_ts = first, last
+
+    def feed(self, rec) -> None:
+        self.pos += 1
         ts = rec.ts
         if ts is not None:
-            if prof.first_ts is None or ts < prof.first_ts:
-                prof.first_ts = ts
-            if prof.last_ts is None or ts > prof.last_ts:
-                prof.last_ts = ts
+            if ts > self.last_ts:
+                self.last_ts = ts
+            if ts < self.first_ts:
+                self.first_ts = ts
+        if self.orphans:
+            key = rec.session or rec.pid or "?"
+            s = self.sessions.get(key)
+            if s is None or s.muted:
+                self._feed_orphan(rec, key, s)
+                return
+        self._dispatch(rec)
+
+    def _dispatch(self, rec) -> None:
         level = rec.level
-        if level == "DETAIL":
+        if level == "LOG":
+            msg = rec.message
+            c = msg[:1]
+            if c == "d":
+                if msg.startswith("duration: "):
+                    self._duration_message(rec, msg)
+                elif msg.startswith("disconnection: "):
+                    self._disconnection(rec, msg)
+            elif c == "s":
+                if msg.startswith("statement: "):
+                    self._statement(rec, "statement", None, msg[11:], None)
+            elif c == "e":
+                if msg.startswith("execute "):
+                    self._statement_text(rec, msg, None)
+            elif c == "c":
+                if msg.startswith("connection "):
+                    self._connection(rec, msg)
+            elif c == "r":
+                if msg.startswith("replication connection "):
+                    self._connection(rec, msg[12:])
+        elif level == "DETAIL":
             s = self._session(rec, create=False)
             if s is not None:
                 self._detail(s, rec.message)
-            return
-        if level != "LOG":
-            if level in ("ERROR", "FATAL", "PANIC"):
-                s = self._session(rec, create=False)
-                if s is not None:
-                    s.detail_for = None
-            return
+        elif level in _ERRORS:
+            s = self._session(rec, create=False)
+            if s is not None:
+                s.detail_for = _NONE
+
+    def _feed_orphan(self, rec, key: str, s: _Session | None) -> None:
+        """A record of a session that is muted (or not yet seen) in a chunk."""
+        level = rec.level
         msg = rec.message
-        if msg.startswith("duration: "):
-            self._duration_message(rec, msg)
-        elif msg.startswith(("statement: ", "execute ")):
-            self._statement_message(rec, msg, None)
-        elif msg.startswith("connection "):
-            self._connection(rec, msg)
-        elif msg.startswith("disconnection: "):
+        if level == "LOG" and (msg.startswith("connection ") or
+                               msg.startswith("replication connection ")):
+            text = msg[12:] if msg[0] == "r" else msg
+            if text.startswith("connection received"):
+                if s is None:
+                    self.restarts.append((key, self.pos))
+                self._connection(rec, text)  # ends the muted session, starts a fresh one
+                return
+            if text.startswith("connection authorized"):
+                self._count_authorized(rec)
+                s = self._session(rec)
+                s.head.append(("auth", self.pos, rec))
+                self._set_identity(s, text)
+                return
+            return
+        if level == "LOG" and msg.startswith("disconnection: "):
+            if s is None:
+                s = self._session(rec)
             self._disconnection(rec, msg)
-        elif msg.startswith("replication connection "):
-            self._connection(rec, msg[len("replication "):])
+            return
+        if not (msg.startswith(_SESSION_LOG) if level == "LOG"
+                else level == "DETAIL" or level in _ERRORS):
+            return  # a record no session cares about (checkpoints, autovacuum ...)
+        if s is None:
+            s = self._session(rec)
+        self._unmuted = False
+        self._dispatch(rec)
+        if not self._unmuted and s.muted:
+            s.head.append(("r", self.pos, rec))
 
     def _detail(self, s: _Session, detail: str) -> None:
         if not detail.startswith("parameters: "):
             return
-        if s.detail_for == "execute" and s.pending is not None:
-            s.pending.params = parse_parameters(detail)
-        elif s.detail_for == "bind":
+        if s.detail_for == _EXECUTE and s.pending is not None:
+            s.pending[1] = parse_parameters(detail)
+        elif s.detail_for == _BIND:
             s.bind_params = parse_parameters(detail)
-        s.detail_for = None
+        s.detail_for = _NONE
 
-    def _duration_message(self, rec: Record, msg: str) -> None:
-        m = _DURATION.match(msg)
-        if m is None:
+    def _duration_message(self, rec, msg: str) -> None:
+        j = msg.find(" ms", 10)
+        if j < 0:
             return
-        ms = float(m.group(1))
-        rest = m.group(2)
-        if rest:
-            self._statement_message(rec, rest, ms)
+        try:
+            us = round(float(msg[10:j]) * 1000)
+        except ValueError:
+            return
+        k = j + 3
+        n = len(msg)
+        while k < n and msg[k] in " \t\n":
+            k += 1
+        if k < n:
+            if msg.startswith("statement: ", k):
+                self._statement(rec, "statement", None, msg[k + 11:], us)
+            else:
+                self._statement_text(rec, msg[k:] if k else msg, us)
             return
         s = self._session(rec)
-        s.detail_for = None
+        s.detail_for = _NONE
         p = s.pending
-        if p is not None and p.duration is None:
-            p.duration = round(ms + p.carry, 3)
+        if p is not None and p[2] is None:
+            p[2] = us + p[5]
         else:
-            s.carry += ms
+            s.carry += us
 
-    def _statement_message(self, rec: Record, text: str, ms: float | None) -> None:
-        m = _STATEMENT.match(text)
-        if m is None:  # "duration: ... plan:" (auto_explain) and the like
+    def _statement_text(self, rec, text: str, us: int | None) -> None:
+        """``statement: ``/``execute <name>: ``/``parse ...``/``bind ...`` messages."""
+        if text.startswith("statement: "):
+            self._statement(rec, "statement", None, text[11:], us)
             return
-        kind, name, query = m.group(1), m.group(2), m.group(3)
+        for kind in ("execute", "parse", "bind"):
+            if text.startswith(kind):
+                rest = text[len(kind):]
+                if rest.startswith(": "):
+                    self._statement(rec, kind, None, rest[2:], us)
+                elif rest.startswith(" "):
+                    j = rest.find(":")
+                    if j > 0 and rest[j + 1:j + 2] == " ":
+                        self._statement(rec, kind, rest[1:j], rest[j + 2:], us)
+                return
+        # anything else ("duration: ... plan:" from auto_explain ...): not a statement
+
+    def _statement(self, rec, kind: str, name: str | None, query: str, us: int | None) -> None:
         s = self._session(rec)
-        if kind in ("parse", "bind"):
-            if ms is not None:
-                s.carry += ms
+        if kind == "parse" or kind == "bind":
+            if us is not None:
+                s.carry += us
             if kind == "bind":
                 s.bind_params = ()
-                s.detail_for = "bind"
+                s.detail_for = _BIND
                 if rec.detail:
                     self._detail(s, rec.detail)
             else:
-                s.detail_for = None
+                s.detail_for = _NONE
             return
         if kind == "execute" and name and name.startswith("fetch from"):
-            if ms is not None and s.pending is not None and s.pending.duration is not None:
-                s.pending.duration = round(s.pending.duration + ms, 3)
-            s.detail_for = None
+            p = s.pending
+            if us is not None and p is not None and p[2] is not None:
+                p[2] += us
+            s.detail_for = _NONE
             return
         self._flush(s)
-        carry, s.carry = s.carry, 0.0
-        params: tuple[str, ...] = ()
-        if kind == "execute":
-            params = s.bind_params
-            s.bind_params = ()
-        duration = round(ms + carry, 3) if ms is not None else None
-        s.pending = _Pending(query, params, duration, rec.ts, carry)
-        s.detail_for = "execute"
+        carry = s.carry
+        s.carry = 0
+        params = s.bind_params if kind == "execute" else ()
+        s.bind_params = ()
+        s.pending = [query, params, us + carry if us is not None else None, rec.ts,
+                     self.pos, carry]
+        s.detail_for = _EXECUTE
         if rec.detail:
             self._detail(s, rec.detail)
 
     # -- connections ------------------------------------------------------------------
     def _conn_event(self, ts: float | None) -> None:
-        if ts is None:
-            return
-        if self._conn_first is None or ts < self._conn_first:
-            self._conn_first = ts
-        if self._conn_last is None or ts > self._conn_last:
-            self._conn_last = ts
+        if ts is not None:
+            if self.conn_first is None or ts < self.conn_first:
+                self.conn_first = ts
+            if self.conn_last is None or ts > self.conn_last:
+                self.conn_last = ts
 
-    def _connection(self, rec: Record, msg: str) -> None:
-        self.profile.connections.logged = True
-        if msg.startswith("connection received"):
-            key = rec.session or rec.pid or "?"
-            if key in self._sessions:  # the pid was reused: the old session is over
-                self._end_session(key)
-            self._n_received += 1
-            if rec.ts is not None:
-                self._received[int(rec.ts)] += 1
-            self._session(rec)
-        elif msg.startswith("connection authorized"):
-            self._n_authorized += 1
-            if rec.ts is not None:
-                self._authorized[int(rec.ts)] += 1
-            s = self._session(rec)
-            m = re.search(r"\buser=(\S+)(?: database=(\S+))?", msg)
-            if m:
-                s.user, s.db = m.group(1), m.group(2) or s.db
-            a = re.search(r"\bapplication_name=(\S+)", msg)
-            if a:
-                s.app = a.group(1)
-        else:
-            return
-        self._conn_event(rec.ts)
+    def _count_authorized(self, rec) -> None:
+        self.conn_logged = True
+        self.n_authorized += 1
+        ts = rec.ts
+        if ts is not None:
+            self.authorized.add(int(ts))
+            if self.conn_first is None or ts < self.conn_first:
+                self.conn_first = ts
+            if self.conn_last is None or ts > self.conn_last:
+                self.conn_last = ts
 
-    def _disconnection(self, rec: Record, msg: str) -> None:
-        conns = self.profile.connections
-        conns.logged = True
-        conns.disconnections += 1
-        m = _SESSION_TIME.search(msg)
+    @staticmethod
+    def _set_identity(s: _Session, msg: str) -> None:
+        m = _AUTH.search(msg)
+        app = None
         if m:
-            h, mi, sec = int(m.group(1)), int(m.group(2)), float(m.group(3))
-            conns.session_ms.append(round((h * 3600 + mi * 60 + sec) * 1000.0, 3))
+            s.user, s.db = m.group(1), m.group(2) or s.db
+            app = m.group(3)
+        if app is None:
+            a = _AUTH_APP.search(msg)
+            app = a.group(1) if a else None
+        if app is not None:
+            s.app = app
+
+    def _connection(self, rec, msg: str) -> None:
+        if msg.startswith("connection received"):
+            self.conn_logged = True
+            key = rec.session or rec.pid or "?"
+            if key in self.sessions:  # the pid was reused: the old session is over
+                self._end_session(key)
+            self.n_received += 1
+            ts = rec.ts
+            if ts is not None:
+                self.received.add(int(ts))
+                if self.conn_first is None or ts < self.conn_first:
+                    self.conn_first = ts
+                if self.conn_last is None or ts > self.conn_last:
+                    self.conn_last = ts
+            # a session seen from its start (never an orphan)
+            sid = (rec.session or (f"{rec.pid or '?'}@{_iso(ts)}" if ts is not None
+                                   else f"{rec.pid or '?'}@{self.n_sessions}"))
+            self.sessions[key] = _Session(key, sid, rec.user, rec.db, rec.app, self.pos)
+        elif msg.startswith("connection authorized"):
+            self._count_authorized(rec)
+            self._set_identity(self._session(rec), msg)
+
+    def _disconnection(self, rec, msg: str) -> None:
+        self.conn_logged = True
+        self.n_disconnections += 1
+        us = None
+        if msg.startswith("disconnection: session time: "):
+            end = msg.find(" ", 29)
+            try:
+                h, mi, sec = msg[29:end if end > 0 else len(msg)].split(":")
+                us = round((int(h) * 3600 + int(mi) * 60 + float(sec)) * 1e6)
+            except ValueError:
+                us = None
+        if us is None:
+            m = _SESSION_TIME.search(msg)
+            if m:
+                h, mi, sec = int(m.group(1)), int(m.group(2)), float(m.group(3))
+                us = round((h * 3600 + mi * 60 + sec) * 1e6)
+        if us is not None:
+            self.session_lengths.add_us(us)
         self._conn_event(rec.ts)
         self._end_session(rec.session or rec.pid or "?")
+
+    # -- chunks -----------------------------------------------------------------------
+    def end_chunk(self) -> None:
+        """In a chunk reader: park the heads of sessions still muted (call once, after
+        the chunk's last record)."""
+        for s in list(self.sessions.values()):
+            if s.muted:
+                del self.sessions[s.key]
+                self._park(s)
+
+    def absorb(self, part: "ProfileBuilder", reread: Callable[[], Iterable]) -> bool:
+        """Add the chunk read by ``part`` (a builder made with ``orphans=True`` whose
+        :meth:`end_chunk` was called) to this builder, which holds everything before
+        it. Returns True if the chunk's partial was used; False if a replayed head did
+        not reach its snapshot, in which case the chunk was read again (``reread()``
+        gives its records) from the true state. ``part`` is consumed."""
+        scratch = ProfileBuilder(detection=self.detection, keep_requests=self.keep_requests)
+        scratch.kinds = self.kinds
+        scratch.n_sessions = self.n_sessions
+        counted_twice = 0
+        ended: set[str] = set()
+        for key, pos in part.restarts:
+            old = self.sessions.get(key)
+            if old is not None:
+                scratch.sessions[key] = old.clone()
+                scratch.pos = pos
+                scratch._end_session(key)
+            ended.add(key)
+        replayed: dict[str, _Session | None] = {}  # heads without snapshot: final state
+        synced: dict[str, _Session] = {}  # heads with snapshot: the state at the sync
+        names: dict[str, tuple] = {}
+        for key, psid, head, snapshot, sync_pos in sorted(part.heads, key=_head_order):
+            old = self.sessions.get(key)
+            if old is not None and key not in scratch.sessions and key not in ended:
+                scratch.sessions[key] = old.clone()
+            for what, pos, rec in head:
+                scratch.pos = pos
+                if what == "r":
+                    scratch._dispatch(rec)
+                elif what == "auth":
+                    s = scratch._session(rec)
+                    scratch._set_identity(s, rec.message)
+                else:
+                    scratch._end_session(key)
+            true = scratch.sessions.get(key)
+            if snapshot is None:
+                replayed[key] = true
+                continue
+            if true is None:
+                return self._reread(reread, part)
+            scratch.pos = sync_pos
+            scratch._flush(true)
+            if true.state() != snapshot:
+                return self._reread(reread, part)
+            synced[key] = true
+            names[psid] = (true.sid, true.user, true.db, true.app)
+            if true.counted and key in part.orphan_counted:
+                counted_twice += 1
+        # every replay agreed with its chunk: commit
+        n_sessions = scratch.n_sessions
+        scratch.n_sessions = 0
+        self._add_counts(scratch)
+        self.n_sessions = n_sessions
+        for key in ended:
+            self.sessions.pop(key, None)
+        for key, true in replayed.items():
+            if true is None:
+                self.sessions.pop(key, None)
+            else:
+                self.sessions[key] = true
+        for key in synced:
+            self.sessions.pop(key, None)  # ended inside the chunk unless part has it
+        for key, s in part.sessions.items():
+            if s.snapshot is not None:  # a session the chunk joined in the middle
+                true = synced[key]
+                s.first_pos = true.first_pos
+                s.counted = s.counted or true.counted
+                s.sid = true.sid
+                s.user = s.user if s.user is not None else true.user
+                s.db = s.db if s.db is not None else true.db
+                s.app = s.app if s.app is not None else true.app
+                u, d, a = s.cur_ident
+                s.cur_ident = (u if u is not None else true.user,
+                               d if d is not None else true.db,
+                               a if a is not None else true.app)
+                s.snapshot = None
+            self.sessions[key] = s
+        part.agg.rename_sessions({p: (v[0], v[2]) for p, v in names.items()})
+        for _pos, _first, req in part.kept:
+            if req.session in names:
+                sid, user, db, app = names[req.session]
+                req.session = sid
+                req.user = req.user if req.user is not None else user
+                req.database = req.database if req.database is not None else db
+                req.application = req.application if req.application is not None else app
+        self._add_counts(part)
+        self.n_sessions -= counted_twice
+        self.pos = max(self.pos, part.pos)
+        return True
+
+    def _reread(self, reread: Callable[[], Iterable], part: "ProfileBuilder") -> bool:
+        self.pos = (part.pos >> CHUNK_SHIFT) << CHUNK_SHIFT
+        self.consume(reread())
+        for reason, n in part.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+        return False
+
+    def _add_counts(self, other: "ProfileBuilder") -> None:
+        """Add everything ``other`` counted (statements, shapes, detector aggregates,
+        kept requests, connections) to this builder."""
+        self.statements += other.statements
+        self.total_us += other.total_us
+        for fp, o in other.fps.items():
+            st = self.fps.get(fp)
+            if st is None:
+                self.fps[fp] = o
+                continue
+            st[_CALLS] += o[_CALLS]
+            st[_TOTAL] += o[_TOTAL]
+            st[_TIMED] += o[_TIMED]
+            for b, n in o[_HIST].items():
+                st[_HIST][b] = st[_HIST].get(b, 0) + n
+            if o[_MIN] is not None and (st[_MIN] is None or o[_MIN] < st[_MIN]):
+                st[_MIN] = o[_MIN]
+            ex, oex = st[_EXAMPLE], o[_EXAMPLE]
+            if (oex[E_DUR] or 0, -oex[6]) > (ex[E_DUR] or 0, -ex[6]):
+                st[_EXAMPLE] = oex
+            if o[_MAX] > st[_MAX]:
+                st[_MAX] = o[_MAX]
+            if o[_FIRST][0] < st[_FIRST][0]:
+                st[_FIRST] = o[_FIRST]
+        for fp, k in other.kinds.items():
+            self.kinds.setdefault(fp, k)
+        self.agg.merge(other.agg)
+        self.kept.extend(other.kept)
+        self.request_count += other.request_count
+        self.n_sessions += other.n_sessions
+        self.first_ts = min(self.first_ts, other.first_ts)
+        self.last_ts = max(self.last_ts, other.last_ts)
+        for reason, n in other.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+        self.conn_logged = self.conn_logged or other.conn_logged
+        self.n_received += other.n_received
+        self.n_authorized += other.n_authorized
+        self.n_disconnections += other.n_disconnections
+        self.received.merge(other.received)
+        self.authorized.merge(other.authorized)
+        for ts in (other.conn_first, other.conn_last):
+            self._conn_event(ts)
+        self.session_lengths.merge(other.session_lengths)
 
     # -- end --------------------------------------------------------------------------
     def finish(self) -> WorkloadProfile:
         """End every open session and return the profile (call once)."""
-        for key in list(self._sessions):
-            self._end_session(key)
-        conns = self.profile.connections
-        use_auth = self._n_authorized > 0
-        conns.connections = self._n_authorized if use_auth else self._n_received
-        per_second = self._authorized if use_auth else self._received
-        conns.peak_per_second = max(per_second.values(), default=0)
-        conns.first_ts, conns.last_ts = self._conn_first, self._conn_last
-        self.profile.total_ms = round(self.profile.total_ms, 3)
-        for stats in self.profile.fingerprints.values():
-            stats.total_ms = round(stats.total_ms, 3)
-        return self.profile
+        self.pos = END_POS
+        for s in sorted(self.sessions.values(), key=lambda s: s.first_pos):
+            self._end_session(s.key)
+        prof = WorkloadProfile(sources=list(self.sources), detection=self.detection)
+        prof.statements = self.statements
+        prof.total_ms = self.total_us / 1000
+        prof.skipped = dict(self.skipped)
+        if self.first_ts <= self.last_ts:
+            prof.first_ts, prof.last_ts = self.first_ts, self.last_ts
+        prof.sessions = self.n_sessions
+        prof.request_count = self.request_count
+        for fp, st in self.fps.items():
+            ex = st[_EXAMPLE]
+            hist = LogHistogram(dict(sorted(st[_HIST].items())), st[_TIMED], st[_MIN],
+                                st[_MAX] if st[_TIMED] else None)
+            prof.fingerprints[fp] = FingerprintStats(
+                fingerprint=fp, normalized=normalize(st[_FIRST][1]),
+                example=Statement(ex[0], ex[2], ex[3],
+                                  ex[4] / 1000 if ex[4] is not None else None, ex[5]),
+                calls=st[_CALLS], total_ms=st[_TOTAL] / 1000, max_ms=st[_MAX] / 1000,
+                kind=KIND_NAMES[st[_KIND]], durations=hist)
+        prof.loops = self.agg.loop_facts()
+        prof.redundant = self.agg.redundant_facts()
+        if self.keep_requests:
+            prof.requests = [r for _p, _f, r in sorted(self.kept, key=lambda k: k[:2])]
+        use_auth = self.n_authorized > 0
+        prof.connections = ConnectionStats(
+            logged=self.conn_logged,
+            connections=self.n_authorized if use_auth else self.n_received,
+            disconnections=self.n_disconnections,
+            first_ts=self.conn_first, last_ts=self.conn_last,
+            peak_per_second=(self.authorized if use_auth else self.received).max(),
+            session_lengths=self.session_lengths)
+        return prof
+
+
+def _head_order(h: tuple) -> int:
+    head = h[2]
+    return head[0][1] if head else h[4]
+
+
+_by_text_get = _BY_TEXT.get
+_SECONDS: dict[int, str] = {}
+
+
+def _iso(epoch: float) -> str:
+    """:func:`~auditor.collectors.querylog.prefix.format_ts` (``2024-01-02T03:04:05.678Z``),
+    with the text of each second cached: one session id per connection."""
+    sec = _floor(epoch)
+    us = round((epoch - sec) * 1e6)  # as datetime.fromtimestamp rounds (half even)
+    if us >= 1_000_000:
+        sec += 1
+        us -= 1_000_000
+    text = _SECONDS.get(sec)
+    if text is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        text = _SECONDS[sec] = _time.strftime("%Y-%m-%dT%H:%M:%S.", _time.gmtime(sec))
+    return f"{text}{us // 1000:03d}Z"

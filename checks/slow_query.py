@@ -1,0 +1,102 @@
+"""PG203 slow-query: statement shapes that are slow on average or in their tail.
+
+Reads :class:`auditor.facts.workload.WorkloadProfile`: per fingerprint the calls, the
+summed and mean duration and the 95th percentile from a fixed-resolution histogram
+(``FingerprintStats.p95_ms``, within ±6 %). A shape with at least ``min_calls`` (100)
+executions is slow when its mean reaches ``min_mean_ms`` (20 ms; both after PgHero's
+slow-query defaults, ``slow_query_ms`` 20 and ``slow_query_calls`` 100) or its p95
+reaches ``min_p95_ms`` (100 ms: the RAIL model's budget for a response that feels
+instant; one query over it spends the whole page's budget). The ``max_findings`` (10)
+slow shapes with the most total time are reported, most total time first: that is
+where the database's time goes, and what to fix first.
+
+Severity: high when the p95 reaches ``high_p95_ms`` (1000 ms: one query keeps a request
+waiting a second), else medium (the rule's). ``key``: the fingerprint. Evidence (JSON):
+``fingerprint``, ``normalized``, ``calls``, ``total_ms``, ``mean_ms``, ``p95_ms``,
+``max_ms``, ``share_of_total`` (of all logged statement time, 0..1), ``example``
+({query, params, duration_ms}: the slowest execution with its values).
+
+Inconclusive when the log has no statements, or no durations (logged with
+``log_statement`` only).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Iterable, Mapping
+
+from auditor.check import BaseCheck
+from auditor.facts import Facts
+from auditor.facts.workload import NO_STATEMENTS, FingerprintStats, WorkloadProfile
+from auditor.model import Finding, Inconclusive, Severity
+
+NO_DURATIONS = ("the query log holds statements but no durations; log them with "
+                "log_min_duration_statement = 0")
+
+
+def _short(sql: str, limit: int = 90) -> str:
+    one = " ".join(sql.split())
+    return one if len(one) <= limit else one[:limit - 3] + "..."
+
+
+class SlowQuery(BaseCheck):
+    """PG203: one Finding per slow statement shape, the costliest first (see the module
+    docstring)."""
+
+    rule_id: ClassVar[str] = "PG203"
+    requires: ClassVar[tuple[str, ...]] = ("workload",)
+
+    def run(self, facts: Facts, params: Mapping[str, Any]) -> Iterable[Finding | Inconclusive]:
+        profile: WorkloadProfile = facts.workload
+        if not profile.statements:
+            yield Inconclusive(NO_STATEMENTS)
+            return
+        if not any(f.durations.count or f.total_ms for f in profile.fingerprints.values()):
+            yield Inconclusive(NO_DURATIONS)
+            return
+        min_calls = int(params.get("min_calls", 100))
+        min_mean_ms = float(params.get("min_mean_ms", 20))
+        min_p95_ms = float(params.get("min_p95_ms", 100))
+        high_p95_ms = float(params.get("high_p95_ms", 1000))
+        max_findings = int(params.get("max_findings", 10))
+        slow = [f for f in profile.fingerprints.values()
+                if f.calls >= min_calls and (f.mean_ms >= min_mean_ms
+                                             or (f.p95_ms or 0) >= min_p95_ms)]
+        slow.sort(key=lambda f: (-f.total_ms, f.fingerprint))
+        for f in slow[:max_findings]:
+            yield self._finding(profile, f, min_mean_ms, min_p95_ms, high_p95_ms)
+
+    def _finding(self, profile: WorkloadProfile, f: FingerprintStats, min_mean_ms: float,
+                 min_p95_ms: float, high_p95_ms: float) -> Finding:
+        p95 = f.p95_ms
+        why = []
+        if f.mean_ms >= min_mean_ms:
+            why.append(f"mean {f.mean_ms:.1f} ms")
+        if p95 is not None and p95 >= min_p95_ms:
+            why.append(f"p95 {p95:.1f} ms")
+        share = f.total_ms / profile.total_ms if profile.total_ms else 0.0
+        ex = f.example
+        return Finding(
+            rule_id=self.rule_id,
+            message=(f"`{_short(f.normalized)}` is slow: {' and '.join(why)} over {f.calls} "
+                     f"calls, {f.total_ms:.1f} ms in all ({share:.0%} of the logged "
+                     "statement time)"),
+            fix=("Run EXPLAIN (ANALYZE, BUFFERS) on the example with its values and fix what "
+                 "it shows: an index on the filtered, joined or sorted columns (PG101 names "
+                 "them when the catalog is given), fewer rows (LIMIT, keyset pagination), a "
+                 "narrower select list, or caching the result; then compare the p95 in the "
+                 "next log."),
+            key=f.fingerprint,
+            severity=Severity.HIGH if p95 is not None and p95 >= high_p95_ms else None,
+            evidence={
+                "fingerprint": f.fingerprint,
+                "normalized": f.normalized,
+                "calls": f.calls,
+                "total_ms": round(f.total_ms, 3),
+                "mean_ms": round(f.mean_ms, 3),
+                "p95_ms": p95,
+                "max_ms": round(f.max_ms, 3),
+                "share_of_total": round(share, 4),
+                "example": {"query": ex.query, "params": list(ex.params),
+                            "duration_ms": ex.duration_ms},
+            },
+        )
