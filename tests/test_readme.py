@@ -32,3 +32,13 @@ def test_quickstart_is_two_commands():
     assert len(demo) == 1 and demo[0].endswith("auditor demo")
     assert len(test) == 1 and "pytest" in test[0]
     assert "test-command" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_python_examples_run_as_written():
+    import doctest
+    examples = re.findall(r"```python\n(>>> .*?)```", README, re.S)
+    assert examples, "the README's fingerprint example is gone"
+    for text in examples:
+        test = doctest.DocTestParser().get_doctest(text, {}, "README", "README.md", 0)
+        result = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE).run(test)
+        assert result.failed == 0
