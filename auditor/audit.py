@@ -15,7 +15,7 @@ from typing import Any, Callable, ContextManager, Mapping
 from auditor import __version__, engine, registry, rules as rules_mod
 from auditor.config import AuditConfig
 from auditor.errors import AuditorError
-from auditor.facts import Facts
+from auditor.facts import KINDS, Facts
 from auditor.model import Report, Rule, Severity
 from auditor.redact import redact
 
@@ -71,6 +71,7 @@ def build_collectors(cfg: AuditConfig, cat: Catalogue) -> list[Any]:
     """One collector per configured kind of evidence, in collection order."""
     out: list[Any] = []
     _build(out, "postgres", lambda: _postgres(cfg))
+    _build(out, "pgss", lambda: _pgss(cfg))
     _build(out, "workload", lambda: _logs(cfg, cat))
     _build(out, "redis", lambda: _redis(cfg))
     _build(out, "http", lambda: _http(cfg, cat))
@@ -92,6 +93,18 @@ def _postgres(cfg: AuditConfig) -> Any:
         return None
     from auditor.collectors.postgres import PostgresCollector
     return PostgresCollector(cfg.postgres_dsn, snapshot=cfg.postgres_snapshot)
+
+
+def _pgss(cfg: AuditConfig) -> Any:
+    """pg_stat_statements: the CSV export when one is given, else the live view of the
+    DSN's database (read-only, top entries by total time; see PgssCollector)."""
+    if cfg.postgres_pg_stat_statements:
+        from auditor.collectors.pgss import PgssCollector
+        return PgssCollector(csv_path=cfg.postgres_pg_stat_statements)
+    if cfg.postgres_dsn:
+        from auditor.collectors.pgss import PgssCollector
+        return PgssCollector(cfg.postgres_dsn)
+    return None
 
 
 def _logs(cfg: AuditConfig, cat: Catalogue) -> Any:
@@ -157,7 +170,7 @@ def collect(collectors: list[Any], progress: Progress = _no_progress) -> tuple[F
             continue
         setattr(facts, kind, value)
         sources[kind] = described
-    for kind in ("postgres", "workload", "redis", "http", "source"):
+    for kind in KINDS:
         sources.setdefault(kind, f"not collected: {facts.reason_missing(kind)}")
     return facts, sources
 

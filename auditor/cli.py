@@ -145,7 +145,8 @@ def audit(
             cfg.milestone = milestones.for_users(users).id
         if no_burst:
             cfg.http_burst = {**cfg.http_burst, "enabled": False}
-        if not (cfg.postgres_dsn or cfg.postgres_snapshot or cfg.logs or cfg.redis_url
+        if not (cfg.postgres_dsn or cfg.postgres_snapshot or cfg.postgres_pg_stat_statements
+                or cfg.logs or cfg.redis_url
                 or cfg.redis_snapshot or cfg.http_base_urls or cfg.source):
             raise ConfigError("nothing to audit: give --config (see `auditor init`) or at least one of "
                               "--postgres, --log, --redis, --http, --source; or try `auditor demo`")

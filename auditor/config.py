@@ -40,6 +40,7 @@ class AuditConfig:
     """The resolved configuration of one audit."""
     postgres_dsn: str | None = None
     postgres_snapshot: str | None = None
+    postgres_pg_stat_statements: str | None = None  # a CSV export of the view
     redis_url: str | None = None
     redis_snapshot: str | None = None
     redis_usage: str = "auto"
@@ -57,7 +58,7 @@ class AuditConfig:
 # key -> (type description, validator) per section; a tiny schema walker keeps errors precise.
 _TOP = {"postgres", "redis", "http", "logs", "source", "milestone", "users", "rules"}
 _SECTIONS = {
-    "postgres": {"dsn": str, "snapshot": str},
+    "postgres": {"dsn": str, "snapshot": str, "pg_stat_statements": str},
     "redis": {"url": str, "snapshot": str, "usage": str},
     "http": {"base_urls": list, "timeout": (int, float), "burst": (dict, bool)},
 }
@@ -129,6 +130,7 @@ def parse(raw: Any, file: str, *, known_rules: set[str], env: Mapping[str, str] 
             _check_type(file, f"{section}.{k}", v, spec[k])
     pg = raw.get("postgres") or {}
     cfg.postgres_dsn, cfg.postgres_snapshot = pg.get("dsn"), pg.get("snapshot")
+    cfg.postgres_pg_stat_statements = pg.get("pg_stat_statements")
     rd = raw.get("redis") or {}
     cfg.redis_url, cfg.redis_snapshot = rd.get("url"), rd.get("snapshot")
     usage = rd.get("usage", "auto")
@@ -252,6 +254,8 @@ def load(path: str | Path, *, known_rules: set[str], env: Mapping[str, str] | No
     cfg.logs = [LogSource(rel(l.path) or l.path, l.format, l.line_prefix) for l in cfg.logs]
     cfg.source = rel(cfg.source) or cfg.source
     cfg.postgres_snapshot = rel(cfg.postgres_snapshot) or cfg.postgres_snapshot
+    cfg.postgres_pg_stat_statements = (rel(cfg.postgres_pg_stat_statements)
+                                       or cfg.postgres_pg_stat_statements)
     cfg.redis_snapshot = rel(cfg.redis_snapshot) or cfg.redis_snapshot
     return cfg
 
@@ -267,6 +271,10 @@ milestone: 1k
 postgres:
   # Read-only session with statement and lock timeouts; a password here is never printed.
   dsn: postgresql://app:${PGPASSWORD:-}@127.0.0.1:5432/app
+  # pg_stat_statements is read from the DSN's live view when the extension is loaded;
+  # or give a CSV export of it (psql: \\copy (SELECT * FROM pg_stat_statements)
+  # TO 'pgss.csv' CSV HEADER), which then takes the live view's place.
+  # pg_stat_statements: pgss.csv
 
 redis:
   url: redis://127.0.0.1:6379/0

@@ -1,4 +1,9 @@
-"""PG101: logged queries filter, join or sort on columns no index leads with."""
+"""PG101: logged queries filter, join or sort on columns no index leads with.
+
+The statements come from the query log when one is given (its fingerprints, with a
+representative statement and its values), else from pg_stat_statements (its normalized
+texts, constants as ``$n``, which parse the same).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 
 from auditor.check import BaseCheck
 from auditor.facts import Facts
+from auditor.facts.pgss import PgStatStatements
 from auditor.facts.postgres import PostgresFacts, Table
 from auditor.facts.workload import NO_STATEMENTS, FingerprintStats
 from auditor.model import Finding, Inconclusive, Severity
@@ -33,10 +39,57 @@ class Proposal:
     est_rows: float | None  # rows an equality lookup leaves, by the planner statistics
 
 
+@dataclass(frozen=True)
+class Shape:
+    """One statement shape to analyse, from either source: ``texts`` are tried in order
+    until one parses (the log's example with its values, then its normalized text; or
+    pg_stat_statements' text)."""
+    fingerprint: str
+    normalized: str
+    calls: int
+    total_ms: float
+    texts: tuple[str, ...]
+
+    @property
+    def mean_ms(self) -> float:
+        return self.total_ms / self.calls if self.calls else 0.0
+
+
+@dataclass(frozen=True)
+class _Source:
+    shapes: list[Shape]
+    where: str  # "in the log" / "in pg_stat_statements", for messages
+    timed: str  # "logged" / "in pg_stat_statements"
+    name: str  # evidence["source"]
+    stmts: str  # "logged statements" / "statements in pg_stat_statements"
+    other_db: str  # the question when none of their tables is in the catalog
+
+
+def _from_log(fps: Iterable[FingerprintStats]) -> list[Shape]:
+    return [Shape(f.fingerprint, f.normalized, f.calls, f.total_ms,
+                  tuple(t for t in (f.example.query, f.normalized) if t)) for f in fps]
+
+
+def _from_pgss(pgss: PgStatStatements) -> list[Shape]:
+    return [Shape(s.fingerprint, s.query, s.calls, s.total_ms, (s.query,))
+            for s in pgss.statements.values()]
+
+
+def _source(facts: Facts) -> _Source:
+    if facts.workload is not None:
+        return _Source(_from_log(facts.workload.fingerprints.values()), "in the log", "logged",
+                       "query log", "logged statements",
+                       "was the log written by another database?")
+    assert facts.pgss is not None
+    return _Source(_from_pgss(facts.pgss), "in pg_stat_statements", "in pg_stat_statements",
+                   "pg_stat_statements", "statements in pg_stat_statements",
+                   "was the export taken from another database?")
+
+
 @dataclass
 class _Group:
     proposal: Proposal
-    fingerprints: dict[str, FingerprintStats] = field(default_factory=dict)
+    fingerprints: dict[str, Shape] = field(default_factory=dict)
 
 
 class MissingIndex(BaseCheck):
@@ -66,21 +119,30 @@ class MissingIndex(BaseCheck):
     index whose columns start another proposal's columns is folded into the longer one.
     Shapes sqlglot cannot parse are skipped; ``Inconclusive`` when the log holds no
     statements, none could be parsed, or none of the tables they read is in the catalog.
+
+    The shapes come from the query log when there is one, else from pg_stat_statements
+    (``requires_one_of``): its per-fingerprint calls and total time, and its normalized
+    text (no parameter values, so ``IN`` lists count as written). ``evidence["source"]``
+    says which (``"query log"`` or ``"pg_stat_statements"``).
     """
 
     rule_id: ClassVar[str] = "PG101"
-    requires: ClassVar[tuple[str, ...]] = ("workload", "postgres")
+    requires: ClassVar[tuple[str, ...]] = ("postgres",)
+    requires_one_of: ClassVar[tuple[str, ...]] = ("workload", "pgss")
 
     def run(self, facts: Facts, params: Mapping[str, Any]) -> Iterable[Finding | Inconclusive]:
-        wl, pg = facts.workload, facts.postgres
-        assert wl is not None and pg is not None
+        pg = facts.postgres
+        assert pg is not None
+        src = _source(facts)
         min_rows = int(params.get("min_rows", 1000))
         min_calls = int(params.get("min_calls", 1))
         high_rows = int(params.get("high_rows_factor", HIGH_ROWS_FACTOR)) * min_rows
         high_calls = int(params.get("high_calls", HIGH_CALLS))
 
-        if not wl.fingerprints:
-            yield Inconclusive(NO_STATEMENTS)
+        if not src.shapes:
+            yield Inconclusive(NO_STATEMENTS if facts.workload is not None
+                               else "pg_stat_statements holds no statements (reset recently, "
+                                    "or no traffic yet)")
             return
 
         def columns_of(schema: str | None, name: str):
@@ -91,7 +153,7 @@ class MissingIndex(BaseCheck):
         resolved = 0
         unknown_tables: set[str] = set()
         groups: dict[tuple[str, str, tuple[str, ...]], _Group] = {}
-        for fp in sorted(wl.fingerprints.values(), key=lambda f: (-f.total_ms, f.fingerprint)):
+        for fp in sorted(src.shapes, key=lambda f: (-f.total_ms, f.fingerprint)):
             if fp.calls < min_calls:
                 continue
             considered += 1
@@ -118,23 +180,23 @@ class MissingIndex(BaseCheck):
                 group.fingerprints[fp.fingerprint] = fp
 
         if considered == 0:
-            yield Inconclusive(f"no query shape in the log ran at least {min_calls} times (min_calls)")
+            yield Inconclusive(f"no query shape {src.where} ran at least {min_calls} times (min_calls)")
             return
         if parsed == 0:
-            yield Inconclusive(f"none of the {unparsable} query shapes in the log could be parsed")
+            yield Inconclusive(f"none of the {unparsable} query shapes {src.where} could be parsed")
             return
         if resolved == 0 and unknown_tables:
             names = ", ".join(sorted(unknown_tables)[:5])
             yield Inconclusive(
-                f"none of the tables the logged statements read ({names}) is in the catalog of "
-                f"database {pg.database}: was the log written by another database?")
+                f"none of the tables the {src.stmts} read ({names}) is in the catalog of "
+                f"database {pg.database}: {src.other_db}")
             return
 
         for group in _fold_prefixes(groups).values():
-            yield self._finding(group, pg, min_rows, high_rows, high_calls)
+            yield self._finding(group, pg, min_rows, high_rows, high_calls, src)
 
     def _finding(self, group: _Group, pg: PostgresFacts, min_rows: int, high_rows: int,
-                 high_calls: int) -> Finding:
+                 high_calls: int, src: _Source) -> Finding:
         p = group.proposal
         t = p.table
         fps = sorted(group.fingerprints.values(), key=lambda f: (-f.total_ms, f.fingerprint))
@@ -146,7 +208,7 @@ class MissingIndex(BaseCheck):
         severity = Severity.HIGH if (t.rows_estimate >= high_rows or calls >= high_calls) else Severity.MEDIUM
         shapes = f"{len(fps)} query shape{'s' if len(fps) != 1 else ''}"
         message = (f"{t.qualified} (~{t.rows_estimate:,} rows) is read by {shapes} using ({cols}) "
-                   f"({calls:,} calls, {total_ms:,.0f} ms logged) and no index leads with "
+                   f"({calls:,} calls, {total_ms:,.0f} ms {src.timed}) and no index leads with "
                    f"{'any of these columns' if len(p.columns) > 1 else 'it'}")
         return Finding(
             rule_id=self.rule_id,
@@ -171,14 +233,13 @@ class MissingIndex(BaseCheck):
                 "total_ms": round(total_ms, 3),
                 "mean_ms": round(total_ms / calls, 3) if calls else 0.0,
                 "min_rows": min_rows,
+                "source": src.name,
             },
         )
 
 
-def _parse(fp: FingerprintStats, columns_of) -> list[TableAccess] | None:
-    for text in (fp.example.query, fp.normalized):
-        if not text:
-            continue
+def _parse(fp: Shape, columns_of) -> list[TableAccess] | None:
+    for text in fp.texts:
         try:
             return analyze(text, columns_of)
         except UnparsableSQL:

@@ -18,6 +18,15 @@ waiting a second), else medium (the rule's). ``key``: the fingerprint. Evidence 
 
 Inconclusive when the log has no statements, or no durations (logged with
 ``log_statement`` only).
+
+Without a query log, :class:`auditor.facts.pgss.PgStatStatements` stands in: per
+fingerprint the calls and total time pg_stat_statements counted. It keeps no
+percentiles, so a shape is judged by its mean (and ranked by its total time) only, the
+finding says so (``p95_ms`` is null, ``note`` explains), and it is high when the mean
+itself reaches ``high_p95_ms``. ``share_of_total`` is then of all the time the view
+held; ``example`` is pg_stat_statements' text (constants as ``$n``, no values), and
+``source`` is ``"pg_stat_statements"`` (``"query log"`` otherwise). Inconclusive when the
+view holds no statements.
 """
 
 from __future__ import annotations
@@ -26,9 +35,13 @@ from typing import Any, ClassVar, Iterable, Mapping
 
 from auditor.check import BaseCheck
 from auditor.facts import Facts
+from auditor.facts.pgss import PgStatStatements, StatementTotals
 from auditor.facts.workload import NO_STATEMENTS, FingerprintStats, WorkloadProfile
 from auditor.model import Finding, Inconclusive, Severity
 
+NO_PGSS_STATEMENTS = "pg_stat_statements holds no statements (reset recently, or no traffic yet)"
+PGSS_NOTE = ("pg_stat_statements keeps no percentiles: judged by the mean and the total "
+             "time only")
 NO_DURATIONS = ("the query log holds statements but no durations; log them with "
                 "log_min_duration_statement = 0")
 
@@ -43,9 +56,14 @@ class SlowQuery(BaseCheck):
     docstring)."""
 
     rule_id: ClassVar[str] = "PG203"
-    requires: ClassVar[tuple[str, ...]] = ("workload",)
+    requires: ClassVar[tuple[str, ...]] = ()
+    requires_one_of: ClassVar[tuple[str, ...]] = ("workload", "pgss")
 
     def run(self, facts: Facts, params: Mapping[str, Any]) -> Iterable[Finding | Inconclusive]:
+        if facts.workload is None:
+            assert facts.pgss is not None
+            yield from self._run_pgss(facts.pgss, params)
+            return
         profile: WorkloadProfile = facts.workload
         if not profile.statements:
             yield Inconclusive(NO_STATEMENTS)
@@ -98,5 +116,53 @@ class SlowQuery(BaseCheck):
                 "share_of_total": round(share, 4),
                 "example": {"query": ex.query, "params": list(ex.params),
                             "duration_ms": ex.duration_ms},
+                "source": "query log",
+            },
+        )
+
+    # -- pg_stat_statements: calls and total time, no percentiles ----------------------
+    def _run_pgss(self, pgss: PgStatStatements, params: Mapping[str, Any]
+                  ) -> Iterable[Finding | Inconclusive]:
+        if not pgss.statements:
+            yield Inconclusive(NO_PGSS_STATEMENTS)
+            return
+        min_calls = int(params.get("min_calls", 100))
+        min_mean_ms = float(params.get("min_mean_ms", 20))
+        high_ms = float(params.get("high_p95_ms", 1000))
+        max_findings = int(params.get("max_findings", 10))
+        slow = [s for s in pgss.statements.values()
+                if s.calls >= min_calls and s.mean_ms >= min_mean_ms]
+        slow.sort(key=lambda s: (-s.total_ms, s.fingerprint))
+        all_ms = pgss.total_ms_all or pgss.total_ms
+        for s in slow[:max_findings]:
+            yield self._pgss_finding(s, all_ms, high_ms)
+
+    def _pgss_finding(self, s: StatementTotals, all_ms: float, high_ms: float) -> Finding:
+        share = s.total_ms / all_ms if all_ms else 0.0
+        return Finding(
+            rule_id=self.rule_id,
+            message=(f"`{_short(s.query)}` is slow: mean {s.mean_ms:.1f} ms over {s.calls} "
+                     f"calls, {s.total_ms:.1f} ms in all ({share:.0%} of the statement time "
+                     "in pg_stat_statements; no p95 from this source)"),
+            fix=("Run EXPLAIN (ANALYZE, BUFFERS) on the statement with typical values and fix "
+                 "what it shows: an index on the filtered, joined or sorted columns (PG101 "
+                 "names them when the catalog is given), fewer rows (LIMIT, keyset "
+                 "pagination), a narrower select list, or caching the result; a query log "
+                 "(log_min_duration_statement = 0) adds the p95 and the real values."),
+            key=s.fingerprint,
+            severity=Severity.HIGH if s.mean_ms >= high_ms else None,
+            evidence={
+                "fingerprint": s.fingerprint,
+                "normalized": s.query,
+                "calls": s.calls,
+                "total_ms": round(s.total_ms, 3),
+                "mean_ms": round(s.mean_ms, 3),
+                "p95_ms": None,
+                "max_ms": None,
+                "rows": s.rows,
+                "share_of_total": round(share, 4),
+                "example": {"query": s.query, "params": [], "duration_ms": None},
+                "source": "pg_stat_statements",
+                "note": PGSS_NOTE,
             },
         )

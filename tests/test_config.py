@@ -54,7 +54,7 @@ rules:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("postgres: {dns: x}", "unknown key postgres.dns; expected one of: dsn, snapshot"),
+    ("postgres: {dns: x}", "unknown key postgres.dns; expected one of: dsn, pg_stat_statements, snapshot"),
     ("milestone: 5k", "milestone: unknown milestone '5k'"),
     ("http: {base_urls: localhost:8000}", "http.base_urls must be a list"),
     ("http: {base_urls: [ftp://x]}", "http.base_urls[0] must be an http:// or https:// URL"),
