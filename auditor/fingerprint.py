@@ -175,6 +175,11 @@ def shape(sql: str) -> str:
     fp = _BY_TEXT.get(sql)
     if fp is not None:
         return fp
+    return shape_uncached(sql)
+
+
+def shape_uncached(sql: str) -> str:
+    """:func:`shape` for a text the caller already looked up in ``_BY_TEXT``."""
     key = literal_key(sql)
     if key is not None:
         fp = _BY_KEY.get(key)

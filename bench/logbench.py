@@ -122,6 +122,12 @@ def run(cmd: list[str]) -> dict:
 
 def auditor_cmd(log: Path) -> tuple[list[str], str]:
     exe = shutil.which("auditor")
+    if exe and os.sep + "shims" + os.sep in exe:
+        # a version manager's shim (pyenv): a shell script that finds the interpreter
+        # on every call (about 0.1 s); time the installed script it runs instead
+        real = subprocess.run(["pyenv", "which", "auditor"], capture_output=True, text=True)
+        if real.returncode == 0 and real.stdout.strip():
+            exe = real.stdout.strip()
     if exe:
         probe = subprocess.run([exe, "logs", "--help"], capture_output=True)
         if probe.returncode == 0:

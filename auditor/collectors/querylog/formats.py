@@ -186,21 +186,28 @@ def _field_index(prefix: Prefix) -> tuple[int, ...]:
 
 
 def read_stderr(lines: Iterable[str], prefix: Prefix, skipped: dict[str, int],
-                counts: dict[str, int] | None = None) -> Iterator[Record]:
+                counts: dict[str, int] | None = None, *,
+                stripped: bool = False) -> Iterator[Record]:
     """Records of a stderr log. ``counts`` (optional) receives ``matched`` and
-    ``unmatched`` line totals, for the caller's wrong-prefix diagnosis."""
+    ``unmatched`` line totals, for the caller's wrong-prefix diagnosis. ``stripped``:
+    the lines come without their trailing newline."""
     match = prefix.regex.match
     i_ts, i_ep, i_pid, i_ses, i_usr, i_db, i_app, i_host, i_lvl, i_msg = _field_index(prefix)
     cur: Record | None = None
-    parts: list[str] = []
+    parts: list[str] | None = None  # the record's lines, once it has a continuation
     dropping = False  # inside a record skipped for its timestamp: drop its continuations
     matched = unmatched = 0
+    ts_cache: dict[str, float] = {}  # timestamp text -> epoch (%t: one entry a second)
+    ts_get = ts_cache.get
+    if not stripped:
+        lines = (line.rstrip("\n") for line in lines)
     for line in lines:
-        line = line.rstrip("\n")
         if not line:
             continue
         if line[0] == "\t":
             if cur is not None:
+                if parts is None:
+                    parts = [cur.message]
                 parts.append(line[1:])
             elif not dropping:
                 _bump(skipped, ORPHAN_CONTINUATION)
@@ -208,24 +215,33 @@ def read_stderr(lines: Iterable[str], prefix: Prefix, skipped: dict[str, int],
         m = match(line)
         if m is None:
             if line[0] == " " and cur is not None:
+                if parts is None:
+                    parts = [cur.message]
                 parts.append(line)  # a continuation whose tab became spaces (an edited log)
                 continue
             unmatched += 1
             _bump(skipped, NO_PREFIX)
             continue
         if cur is not None:
-            cur.message = parts[0] if len(parts) == 1 else "\n".join(parts)
+            if parts is not None:
+                cur.message = "\n".join(parts)
+                parts = None
             yield cur
             cur = None
         g = m.groups()  # one tuple: no per-line dict
         ts_text = g[i_ts] if i_ts >= 0 else None
         if ts_text is not None:
-            ts = parse_ts(ts_text)
+            ts = ts_get(ts_text)
             if ts is None:
-                unmatched += 1
-                _bump(skipped, BAD_TIMESTAMP)
-                dropping = True
-                continue
+                ts = parse_ts(ts_text)
+                if ts is None:
+                    unmatched += 1
+                    _bump(skipped, BAD_TIMESTAMP)
+                    dropping = True
+                    continue
+                if len(ts_cache) >= 4096:
+                    ts_cache.clear()
+                ts_cache[ts_text] = ts
         elif i_ep >= 0 and g[i_ep]:
             ts = float(g[i_ep])
         else:
@@ -238,10 +254,11 @@ def read_stderr(lines: Iterable[str], prefix: Prefix, skipped: dict[str, int],
         cur = Record(ts, g[i_pid] if i_pid >= 0 else None, g[i_ses] if i_ses >= 0 else None,
                      (g[i_usr] or None) if i_usr >= 0 else None,
                      (g[i_db] or None) if i_db >= 0 else None,
-                     (g[i_app] or None) if i_app >= 0 else None, host or None, g[i_lvl], "")
-        parts = [g[i_msg]]
+                     (g[i_app] or None) if i_app >= 0 else None, host or None, g[i_lvl],
+                     g[i_msg])
     if cur is not None:
-        cur.message = parts[0] if len(parts) == 1 else "\n".join(parts)
+        if parts is not None:
+            cur.message = "\n".join(parts)
         yield cur
     _add_counts(counts, matched, unmatched)
 

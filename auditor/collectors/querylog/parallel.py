@@ -81,11 +81,13 @@ codecs.register_error(_ERRORS, _count_and_replace)
 
 
 def chunk_lines(path: "str | os.PathLike", start: int, end: int | None,
-                skipped: dict[str, int], read: list[int] | None = None) -> Iterator[str]:
+                skipped: dict[str, int], read: list[int] | None = None,
+                newline: bool = True) -> Iterator[str]:
     """The lines of bytes ``start``..``end`` of a plain file, decoded as the reader
     does (UTF-8, undecodable bytes as U+FFFD counted in ``skipped``, universal
     newlines, each line ending in ``\\n`` but perhaps the last). ``read[0]`` follows
-    the bytes read."""
+    the bytes read. ``newline=False``: the lines without their ``\\n`` (no copy per
+    line; for :func:`records_of` with ``stripped=True``)."""
     dec = codecs.getincrementaldecoder("utf-8")(errors=_ERRORS)
     before = _bad_bytes[0]
     with open(path, "rb") as fh:
@@ -111,15 +113,18 @@ def chunk_lines(path: "str | os.PathLike", start: int, end: int | None,
                         text += "\r"
                 lines = text.split("\n")
                 tail = lines.pop()
-                for ln in lines:
-                    yield ln + "\n"
+                if newline:
+                    for ln in lines:
+                        yield ln + "\n"
+                else:
+                    yield from lines
             tail += dec.decode(b"", final=True)
             if tail:
                 tail = tail.replace("\r\n", "\n").replace("\r", "\n")
                 parts = tail.split("\n")
                 last = parts.pop()
                 for ln in parts:
-                    yield ln + "\n"
+                    yield ln + "\n" if newline else ln
                 if last:
                     yield last
         finally:
@@ -129,14 +134,27 @@ def chunk_lines(path: "str | os.PathLike", start: int, end: int | None,
 
 
 def records_of(fmt: str, prefix: str | None, lines: Iterable[str], skipped: dict[str, int],
-               counts: dict[str, int]) -> Iterator:
+               counts: dict[str, int], stripped: bool = False) -> Iterator:
     """The records of lines of a stderr/rds or jsonlog log (the format readers of
-    :mod:`auditor.collectors.querylog.formats`)."""
+    :mod:`auditor.collectors.querylog.formats`); ``stripped``: the lines come without
+    their newline (``chunk_lines(..., newline=False)``)."""
     from auditor.collectors.querylog import formats
     from auditor.collectors.querylog.prefix import get_prefix
     if fmt == "jsonlog":
         return formats.read_jsonlog(lines, skipped, counts)
-    return formats.read_stderr(lines, get_prefix(prefix or ""), skipped, counts)
+    return formats.read_stderr(lines, get_prefix(prefix or ""), skipped, counts,
+                               stripped=stripped)
+
+
+def _consume(b: ProfileBuilder, fmt: str, prefix: str | None, lines: Iterable[str],
+             counts: dict[str, int], progress: Callable[[int], None] | None = None) -> None:
+    """``b.consume(records_of(fmt, prefix, lines, ...))``; stderr takes the fused loop
+    (:meth:`ProfileBuilder.consume_stderr`). ``lines`` come without their newline."""
+    if fmt == "jsonlog":
+        b.consume(records_of(fmt, prefix, lines, b.skipped, counts, stripped=True), progress)
+        return
+    from auditor.collectors.querylog.prefix import get_prefix
+    b.consume_stderr(lines, get_prefix(prefix or ""), b.skipped, counts, progress)
 
 
 # -- chunks ----------------------------------------------------------------------------
@@ -213,8 +231,8 @@ def read_chunk(task: ChunkTask) -> ProfileBuilder:
     b = ProfileBuilder(detection=task.detection, keep_requests=task.keep_requests,
                        chunk=task.chunk, orphans=task.orphans)
     counts: dict[str, int] = {}
-    lines = chunk_lines(task.path, task.start, task.end, b.skipped)
-    b.consume(records_of(task.fmt, task.prefix, lines, b.skipped, counts))
+    lines = chunk_lines(task.path, task.start, task.end, b.skipped, newline=False)
+    _consume(b, task.fmt, task.prefix, lines, counts)
     b.end_chunk()
     b.format_counts = counts  # type: ignore[attr-defined]
     b.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # type: ignore[attr-defined]
@@ -224,7 +242,8 @@ def read_chunk(task: ChunkTask) -> ProfileBuilder:
 def _reader_of(task: ChunkTask) -> Callable[[], Iterable]:
     def again() -> Iterable:
         return records_of(task.fmt, task.prefix,
-                          chunk_lines(task.path, task.start, task.end, {}), {}, {})
+                          chunk_lines(task.path, task.start, task.end, {}, newline=False),
+                          {}, {}, stripped=True)
     return again
 
 
@@ -330,9 +349,9 @@ def read_profile(specs: Iterable, *, detection: Detection | None = None,
                     cb = _reporter(progress, base, read, known_total)
                     for task in tasks:
                         builder.pos = task.chunk << CHUNK_SHIFT
-                        lines = chunk_lines(path, task.start, task.end, builder.skipped, read)
-                        builder.consume(records_of(fmt, f.prefix, lines, builder.skipped,
-                                                   f.counts), cb)
+                        lines = chunk_lines(path, task.start, task.end, builder.skipped, read,
+                                            newline=False)
+                        _consume(builder, fmt, f.prefix, lines, f.counts, cb)
                     done[0] = base + size
             else:
                 builder.pos = chunk_no << CHUNK_SHIFT

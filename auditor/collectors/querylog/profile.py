@@ -63,8 +63,10 @@ from the true state. Positions (``pos``) order every tie the same way in all mod
 
 from __future__ import annotations
 
+import gc as _gc
 import re
 import time as _time
+from itertools import chain
 from math import floor as _floor, log10 as _log10
 from typing import Callable, Iterable
 from urllib.parse import unquote
@@ -74,7 +76,7 @@ from auditor.analysis.repeats import (E_DUR, E_KIND, E_TAG, E_TS, K_BEGIN, K_END
 from auditor.facts.workload import (ConnectionStats, Detection, FingerprintStats,
                                     LogHistogram, Request, Statement, WorkloadProfile,
                                     BUCKETS_PER_DECADE)
-from auditor.fingerprint import _BY_TEXT, normalize, shape
+from auditor.fingerprint import _BY_TEXT, normalize, shape_uncached
 
 __all__ = ["ProfileBuilder", "parse_parameters", "transaction_control", "tag_of",
            "CHUNK_SHIFT", "END_POS"]
@@ -86,6 +88,8 @@ _AUTH_APP = re.compile(r"\bapplication_name=(\S+)")
 _TAG = re.compile(r"(\w+)\s*=\s*'([^']*)'")
 _ERRORS = frozenset(("ERROR", "FATAL", "PANIC"))
 
+_IDENTITIES: dict[str, tuple] = {}  # "connection authorized: ..." -> its user, db, app
+_END_OF_LINES = object()  # consume_stderr's sentinel after the last line
 CHUNK_SHIFT = 40  # pos = chunk << 40 | record number within the chunk
 END_POS = 1 << 62  # the position of closes at the end of the stream
 _PLACEHOLDER = "\x00"  # prefix of the session id a chunk gives a session it joined late
@@ -333,7 +337,7 @@ class ProfileBuilder:
 
     def _record(self, s: _Session, p: list) -> None:
         query = p[0]
-        fp = _by_text_get(query) or shape(query)
+        fp = _by_text_get(query) or shape_uncached(query)
         st = None if s.muted else self.fps.get(fp)
         if st is not None:
             kind = st[5]  # _KIND
@@ -547,6 +551,167 @@ class ProfileBuilder:
             dispatch(rec)
         self.first_ts, self.last_ts = first, last
 
+    def consume_stderr(self, lines: Iterable[str], prefix, skipped: dict[str, int],
+                       counts: dict[str, int] | None = None,
+                       progress: Callable[[int], None] | None = None,
+                       every: int = 50_000) -> None:
+        """``consume(read_stderr(lines, prefix, skipped, counts, stripped=True), ...)``
+        with the two loops fused: a ``duration: X ms  statement: SQL`` record of a known
+        session is counted straight from the line's fields, without a
+        :class:`~auditor.collectors.querylog.formats.Record` (the line handling is
+        :func:`~auditor.collectors.querylog.formats.read_stderr`'s, step for step; the
+        record handling is :meth:`consume`'s, or :meth:`feed`'s in a chunk reader made
+        with ``orphans=True``, where the short path is taken only for sessions that are
+        not muted). ``lines`` come without their newline.
+
+        The cyclic garbage collector runs every 50,000 allocations instead of 700 while
+        it reads (the loop allocates many small lists and tuples and makes no cycles):
+        a few per cent of the time, no more memory."""
+        old = _gc.get_threshold()
+        _gc.set_threshold(max(old[0], 50_000), *old[1:])
+        try:
+            self._consume_stderr(lines, prefix, skipped, counts, progress, every)
+        finally:
+            _gc.set_threshold(*old)
+
+    def _consume_stderr(self, lines, prefix, skipped, counts, progress, every) -> None:
+        from auditor.collectors.querylog import formats as _f
+        orphans = self.orphans
+        feed_orphan = self._feed_orphan
+        match = prefix.regex.match
+        i_ts, i_ep, i_pid, i_ses, i_usr, i_db, i_app, i_host, i_lvl, i_msg = \
+            _f._field_index(prefix)
+        Record = _f.Record
+        parse_ts = _f.parse_ts
+        bump = _f._bump
+        get = self.sessions.get
+        dispatch = self._dispatch
+        record = self._record
+        pos = self.pos
+        first, last = self.first_ts, self.last_ts
+        left = every if progress is not None else -1
+        cur: tuple | None = None  # (ts, pid, session, user, db, app, host, level, msg)
+        parts: list[str] | None = None
+        dropping = False
+        matched = unmatched = 0
+        ts_cache: dict[str, float] = {}
+        ts_get = ts_cache.get
+        for line in chain(lines, (_END_OF_LINES,)):
+            if line is _END_OF_LINES:
+                m = None
+                if cur is None:
+                    break
+            else:
+                if not line:
+                    continue
+                if line[0] == "\t":
+                    if cur is not None:
+                        if parts is None:
+                            parts = [cur[8]]
+                        parts.append(line[1:])
+                    elif not dropping:
+                        bump(skipped, _f.ORPHAN_CONTINUATION)
+                    continue
+                m = match(line)
+                if m is None:
+                    if line[0] == " " and cur is not None:
+                        if parts is None:
+                            parts = [cur[8]]
+                        parts.append(line)
+                        continue
+                    unmatched += 1
+                    bump(skipped, _f.NO_PREFIX)
+                    continue
+            if cur is not None:
+                # -- the previous record is complete: consume() its one record --------
+                if parts is not None:
+                    msg = "\n".join(parts)
+                    parts = None
+                else:
+                    msg = cur[8]
+                pos += 1
+                self.pos = pos
+                rts = cur[0]
+                if rts is not None:
+                    if rts > last:
+                        last = rts
+                    if rts < first:
+                        first = rts
+                if left > 0:
+                    left -= 1
+                    if not left:
+                        left = every
+                        progress(self.statements)
+                fast = False
+                if cur[7] == "LOG" and msg[:10] == "duration: ":
+                    j = msg.find(" ms  statement: ", 10)
+                    if j > 0:
+                        s = get(cur[2] or cur[1] or "?")
+                        if (s is not None and (s.user is not None or cur[3] is None)
+                                and (s.app is not None or cur[5] is None) and not s.muted):
+                            fast = True
+                            try:
+                                us = round(float(msg[10:j]) * 1000)
+                            except ValueError:
+                                us = None  # consume() skips such a record
+                            if us is not None:
+                                p = s.pending
+                                if p is not None:
+                                    s.pending = None
+                                    record(s, p)
+                                carry = s.carry
+                                if carry:
+                                    s.carry = 0
+                                s.bind_params = ()
+                                s.pending = [msg[j + 16:], (), us + carry, rts, pos, carry]
+                                s.detail_for = _EXECUTE
+                if not fast:
+                    rec = Record(cur[0], cur[1], cur[2], cur[3], cur[4], cur[5], cur[6],
+                                 cur[7], msg)
+                    if orphans:  # what feed() does
+                        key = cur[2] or cur[1] or "?"
+                        s = get(key)
+                        if s is None or s.muted:
+                            feed_orphan(rec, key, s)
+                        else:
+                            dispatch(rec)
+                    else:
+                        dispatch(rec)
+                cur = None
+            if m is None:
+                break
+            # -- a new record's first line -------------------------------------------
+            g = m.groups()
+            ts_text = g[i_ts] if i_ts >= 0 else None
+            if ts_text is not None:
+                ts = ts_get(ts_text)
+                if ts is None:
+                    ts = parse_ts(ts_text)
+                    if ts is None:
+                        unmatched += 1
+                        bump(skipped, _f.BAD_TIMESTAMP)
+                        dropping = True
+                        continue
+                    if len(ts_cache) >= 4096:
+                        ts_cache.clear()
+                    ts_cache[ts_text] = ts
+            elif i_ep >= 0 and g[i_ep]:
+                ts = float(g[i_ep])
+            else:
+                ts = None
+            matched += 1
+            dropping = False
+            host = g[i_host] if i_host >= 0 else None
+            if host and "(" in host:
+                host = host.split("(", 1)[0]
+            cur = (ts, g[i_pid] if i_pid >= 0 else None, g[i_ses] if i_ses >= 0 else None,
+                   (g[i_usr] or None) if i_usr >= 0 else None,
+                   (g[i_db] or None) if i_db >= 0 else None,
+                   (g[i_app] or None) if i_app >= 0 else None, host or None, g[i_lvl],
+                   g[i_msg])
+        self.first_ts, self.last_ts = first, last
+        _f._add_counts(counts, matched, unmatched)
+
     def feed(self, rec) -> None:
         self.pos += 1
         ts = rec.ts
@@ -731,14 +896,22 @@ class ProfileBuilder:
 
     @staticmethod
     def _set_identity(s: _Session, msg: str) -> None:
-        m = _AUTH.search(msg)
-        app = None
-        if m:
-            s.user, s.db = m.group(1), m.group(2) or s.db
-            app = m.group(3)
-        if app is None:
-            a = _AUTH_APP.search(msg)
-            app = a.group(1) if a else None
+        t = _IDENTITIES.get(msg)  # the same message comes with every connection
+        if t is None:
+            m = _AUTH.search(msg)
+            app = None
+            if m:
+                app = m.group(3)
+            if app is None:
+                a = _AUTH_APP.search(msg)
+                app = a.group(1) if a else None
+            t = ((m.group(1), m.group(2)) if m else None, app)
+            if len(_IDENTITIES) >= 1024:
+                _IDENTITIES.clear()
+            _IDENTITIES[msg] = t
+        ud, app = t
+        if ud is not None:
+            s.user, s.db = ud[0], ud[1] or s.db
         if app is not None:
             s.app = app
 
