@@ -3,3 +3,5 @@
 __version__ = "0.1.0"
 
 from auditor.fingerprint import fingerprint  # noqa: E402,F401
+
+__all__ = ["fingerprint", "__version__"]

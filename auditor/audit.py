@@ -10,7 +10,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, ContextManager, Mapping
+from typing import Any, Callable, ContextManager
 
 from auditor import __version__, engine, registry, rules as rules_mod
 from auditor.config import AuditConfig
@@ -135,7 +135,8 @@ def _http(cfg: AuditConfig, cat: Catalogue) -> Any:
         "path": _param(cat, cfg, "HTTP101", "path", "/"),
         **cfg.http_burst,
     }
-    paths = tuple(_param(cat, cfg, "HTTP201", "paths", ()) or ())
+    paths = _param(cat, cfg, "HTTP201", "paths", ()) or ()
+    paths = (paths,) if isinstance(paths, str) else tuple(paths)
     kwargs = {"health_paths": paths} if paths else {}
     return HttpCollector(cfg.http_base_urls, timeout_s=cfg.http_timeout_s, burst=burst, **kwargs)
 
@@ -191,6 +192,3 @@ def run(cfg: AuditConfig, *, fail_on: Severity = Severity.HIGH, catalogue: Catal
         tool_version=__version__, gate_failed=bool(blocking), blocking=blocking,
     )
 
-
-def settings_for(cfg: AuditConfig) -> Mapping[str, engine.RuleSetting]:
-    return cfg.rules

@@ -67,16 +67,18 @@ def _errors() -> Iterator[None]:
 def _progress(console: Console):
     """A context-manager factory that shows a spinner per collector on a TTY."""
     from rich.status import Status
+    from rich.text import Text
 
     @contextmanager
     def step(kind: str, description: str) -> Iterator[None]:
+        # description holds user input (paths, URLs): plain Text, never parsed as markup
         if console.is_terminal and not os.environ.get("CI"):
-            with Status(f"collecting {kind}: {description}", console=console):
+            with Status(Text(f"collecting {kind}: {description}"), console=console):
                 yield
         else:
             yield
-        console.print(f"[dim]collected {kind}: {description}[/dim]", markup=True, highlight=False) \
-            if console.is_terminal else None
+        if console.is_terminal:
+            console.print(Text(f"collected {kind}: {description}", style="dim"), highlight=False)
     return step
 
 
@@ -218,14 +220,8 @@ def report(
 ) -> None:
     """Re-render a saved JSON report (terminal and/or HTML); exits by its gate."""
     with _errors():
-        import json
         from auditor.reporters import json as json_rep
-        try:
-            data = json.loads(report_json.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read report {report_json}: {exc}") from None
-        rep = json_rep.from_dict(data)
-        raise typer.Exit(_emit(rep, None, html_out, quiet))
+        raise typer.Exit(_emit(json_rep.read(report_json), None, html_out, quiet))
 
 
 def _version(value: bool) -> None:

@@ -1,8 +1,10 @@
 """Read ``auditor.yaml``, interpolate ``${ENV_VAR}``, validate, and merge CLI flags.
 
 Every problem raises ConfigError with the file, the key and what was expected
-(exit code 2). Values taken from the environment are registered as secrets,
-so they are masked in every output.
+(exit code 2). Values taken from environment variables whose names mark them as
+secrets (``*PASSWORD*``, ``*TOKEN*``, ``*SECRET*``, ``*KEY*``, ...) are registered
+as secrets, so they are masked in every output; passwords inside DSNs and URLs are
+masked whatever variable they came from.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from auditor.collectors.querylog.formats import FORMATS as _LOG_FORMATS
 from auditor.engine import RuleSetting
 from auditor.errors import ConfigError
 from auditor.model import Severity
-from auditor.redact import register_secret
+from auditor.redact import redact, register_secret
 
 DEFAULT_PATH = Path("auditor.yaml")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# ${VAR} values registered as secrets (masked everywhere): those whose name says so.
+# A DSN or URL read from any variable still has its password masked by auditor.redact.
+_SECRET_NAME = re.compile(r"(?i)PASS|PWD|TOKEN|SECRET|KEY|AUTH|CREDENTIAL")
 LOG_FORMATS = ("auto", *_LOG_FORMATS)
 REDIS_USAGES = ("auto", "cache", "store")
 
@@ -79,7 +84,8 @@ def interpolate(value: Any, where: str, env: Mapping[str, str]) -> Any:
         def sub(m: re.Match) -> str:
             name, default = m.group(1), m.group(2)
             if name in env:
-                register_secret(env[name])
+                if _SECRET_NAME.search(name):
+                    register_secret(env[name])
                 return env[name]
             if default is not None:
                 return default
@@ -142,7 +148,8 @@ def parse(raw: Any, file: str, *, known_rules: set[str], env: Mapping[str, str] 
     urls = http.get("base_urls", [])
     for i, u in enumerate(urls):
         if not isinstance(u, str) or not re.match(r"^https?://", u):
-            raise ConfigError(f"{file}: http.base_urls[{i}] must be an http:// or https:// URL, got {u!r}")
+            shown = redact(re.sub(r"^[^/@\s]*@", "***@", u)) if isinstance(u, str) else type(u).__name__
+            raise ConfigError(f"{file}: http.base_urls[{i}] must be an http:// or https:// URL, got {shown!r}")
     cfg.http_base_urls = list(urls)
     if "timeout" in http:
         if http["timeout"] <= 0:

@@ -87,6 +87,7 @@ def evaluate_rule(rule: Rule, reg: Registered | None, facts: Facts, target: str,
     params = {**rule.params, **setting.params}
     try:
         findings, inconclusive = _run_check(reg.check, facts, params)
+        findings = [f if f.severity is None else _with_severity(f, Severity(f.severity)) for f in findings]
     except Exception as exc:  # noqa: BLE001 - a crashing check must not stop the audit
         last = traceback.extract_tb(exc.__traceback__)[-1]
         where = f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"

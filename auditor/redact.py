@@ -17,11 +17,14 @@ _secrets: set[str] = set()
 
 # scheme://user:password@host  -> scheme://user:***@host
 _URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
-# key=value DSNs and query strings: password=..., token=..., api_key=...
+# key=value DSNs and query strings: password=..., sslpassword=..., access_token=...,
+# client_secret=..., api_key=... (any word ending in one of the secret names)
 _KV_SECRET = re.compile(
-    r"(?i)(?P<key>\b(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key)\s*[=:]\s*)"
+    r"(?i)(?P<key>\b\w*?(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key)\s*[=:]\s*)"
     r"(?P<q>['\"]?)(?P<val>[^\s'\"&;,]+)(?P=q)"
 )
+# SQL that sets a password: ALTER ROLE app WITH PASSWORD 'x' / CREATE USER u PASSWORD 'x'
+_SQL_PASSWORD = re.compile(r"(?i)(?P<key>\bPASSWORD\s+)'(?:[^']|'')*'")
 
 
 def register_secret(value: str | None) -> None:
@@ -31,12 +34,17 @@ def register_secret(value: str | None) -> None:
 
 
 def redact(text: Any) -> str:
-    """Return ``str(text)`` with URL passwords, key=value secrets and registered secrets masked."""
+    """Return ``str(text)`` with registered secrets, URL passwords, key=value secrets
+    (``password=``, ``sslpassword=``, ``access_token=``, ``client_secret=``, ...) and SQL
+    ``PASSWORD '...'`` literals masked."""
     s = str(text)
-    s = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}{m['at']}", s)
-    s = _KV_SECRET.sub(lambda m: f"{m['key']}{m['q']}{MASK}{m['q']}", s)
+    # Known secrets first: a registered password holding '@' or ':' would otherwise be
+    # cut in two by the URL pattern and leak its tail.
     for secret in sorted(_secrets, key=len, reverse=True):
         s = s.replace(secret, MASK)
+    s = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}{m['at']}", s)
+    s = _KV_SECRET.sub(lambda m: f"{m['key']}{m['q']}{MASK}{m['q']}", s)
+    s = _SQL_PASSWORD.sub(lambda m: f"{m['key']}'{MASK}'", s)
     return s
 
 

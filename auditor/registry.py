@@ -11,6 +11,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from auditor.check import Check
 from auditor.errors import RegistryError
+from auditor.facts import KINDS
 
 GROUP = "auditor.checks"
 
@@ -46,9 +47,9 @@ def discover(group: str = GROUP) -> dict[str, Registered]:
             )
         try:
             obj = ep.load()
+            check = obj() if isinstance(obj, type) else obj
         except Exception as exc:  # noqa: BLE001 - report which plugin is broken
             raise RegistryError(f"check {ep.name} from {origin} failed to load: {exc}") from exc
-        check = obj() if isinstance(obj, type) else obj
         if getattr(check, "rule_id", None) != ep.name:
             raise RegistryError(
                 f"check {origin} is registered as {ep.name} but declares rule_id "
@@ -56,5 +57,9 @@ def discover(group: str = GROUP) -> dict[str, Registered]:
             )
         if not isinstance(check, Check):
             raise RegistryError(f"check {ep.name} from {origin} lacks rule_id/requires/run")
+        unknown = [k for k in (*check.requires, *check.requires_one_of) if k not in KINDS]
+        if unknown:
+            raise RegistryError(f"check {ep.name} from {origin} requires unknown evidence kind(s) "
+                                f"{', '.join(map(repr, unknown))}; expected: {', '.join(KINDS)}")
         found[ep.name] = Registered(ep.name, check, origin)
     return found

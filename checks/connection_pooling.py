@@ -46,8 +46,10 @@ class ConnectionPooling(BaseCheck):
     signs off: only saturation is reported then.
 
     Params (rules.yaml): max_used_ratio (0.5), max_connections_per_s (1),
-    short_session_ms (1000), short_session_share (0.5). Also read, with these defaults:
-    min_connections (10), max_idle_ratio (0.3), high_used_ratio (0.8).
+    short_session_ms (1000), short_session_share (0.5), min_connections (10),
+    max_idle_ratio (0.3), high_used_ratio (0.8). The ratios are this project's judgement,
+    not a published figure: PostgreSQL's default max_connections is 100 and each backend
+    is a process, so half of it in use is the point to plan a pooler.
 
     Inconclusive when the log has no connection lines and no live figures were read, or
     when both hold fewer than min_connections connections (too little activity to judge).
@@ -89,7 +91,13 @@ class ConnectionPooling(BaseCheck):
                 finding = self._churn(wl, cs, p)
                 if finding is not None:
                     yield finding
-                judged = True
+                    judged = True
+                elif max(cs.connections, cs.sessions_timed, wl.request_count) >= p.min_connections:
+                    # enough traffic: a connection per request would have shown as churn
+                    judged = True
+                else:
+                    why_not.append(f"the log holds only {cs.connections} connection(s) and "
+                                   f"{wl.request_count} request(s), too few to judge connection churn")
 
         if not judged:
             yield Inconclusive("; ".join(why_not) or "no connection figures to judge")

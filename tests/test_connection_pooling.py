@@ -156,10 +156,11 @@ def test_short_sessions_alone_and_thresholds():
     cs2 = ConnectionStats(logged=True, connections=12, disconnections=12, session_ms=[60_000.0] * 12,
                           first_ts=0.0, last_ts=600.0)
     assert _run(workload=WorkloadProfile(connections=cs2)) == []
-    # fewer than min_connections: not judged as churn
+    # fewer than min_connections and no requests: too little to judge, never a pass
     cs3 = ConnectionStats(logged=True, connections=3, disconnections=3, session_ms=[5.0] * 3,
                           first_ts=0.0, last_ts=0.5)
-    assert _run(workload=WorkloadProfile(connections=cs3)) == []
+    (out,) = _run(workload=WorkloadProfile(connections=cs3))
+    assert isinstance(out, Inconclusive) and "only 3 connection(s)" in out.reason
 
 
 def test_nothing_to_judge_is_inconclusive():
@@ -169,3 +170,12 @@ def test_nothing_to_judge_is_inconclusive():
     assert isinstance(out, Inconclusive)
     assert "pg_stat_activity could not be read" in out.reason
     assert "the log has no connection lines" in out.reason
+
+
+def test_a_log_with_a_couple_of_connections_is_not_a_pass():
+    """Two logged connections and no requests say nothing about churn: not verified."""
+    cs = ConnectionStats(logged=True, connections=2, disconnections=2, session_ms=[30_000.0, 40_000.0],
+                         first_ts=0.0, last_ts=120.0)
+    (out,) = _run(workload=WorkloadProfile(connections=cs))
+    assert isinstance(out, Inconclusive)
+    assert "only 2 connection(s) and 0 request(s)" in out.reason

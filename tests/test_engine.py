@@ -126,3 +126,11 @@ def test_at_the_bottom_rung_only_serious_protection_failures_are_fix_now():
     assert low.bucket is Bucket.NEXT
     passing = engine.evaluate_rule(prot, reg(Yields()), FACTS, "100")
     assert passing.bucket is Bucket.NEXT
+
+
+def test_a_finding_with_a_bad_severity_is_an_error_not_a_crash():
+    bad = Finding("TST101", "m", "f", key="k", severity="severe")
+    item = engine.evaluate_rule(rule(), reg(Yields(bad)), FACTS, "1k")
+    assert item.status is Status.ERROR and "severe" in item.reason
+    ok = Finding("TST101", "m", "f", key="k", severity="low")  # a plain string is accepted
+    assert engine.evaluate_rule(rule(), reg(Yields(ok)), FACTS, "1k").findings[0].severity is Severity.LOW

@@ -288,7 +288,8 @@ class ConnectionStats:
 
     @property
     def per_second(self) -> float:
-        """Mean new connections per second over the logged span (0 if under 1 s)."""
+        """Mean new connections per second over the logged span; a span under 1 s counts
+        as one second (so the figure is the number of connections)."""
         if self.first_ts is None or self.last_ts is None or self.last_ts - self.first_ts < 1:
             return float(self.connections) if self.connections else 0.0
         return self.connections / (self.last_ts - self.first_ts)

@@ -7,7 +7,7 @@ Shape (JSON Schema in ``reports/schema/report-v1.json``)::
       "tool": {"name": "auditor", "version": "0.1.0"},
       "milestone": {"id": "1k", "label": "100-1K users"},
       "fail_on": "high",
-      "started_at": "2025-01-01T00:00:00Z",   # ISO 8601, UTC
+      "started_at": "2025-01-01T00:00:00+00:00",   # ISO 8601, UTC
       "duration_s": 1.5,                       # seconds
       "gate": {"failed": true, "blocking": [<finding>, ...]},
       "summary": {"items": 12, "findings": 4,
