@@ -16,7 +16,10 @@ MASK = "***"
 _secrets: set[str] = set()
 
 # scheme://user:password@host  -> scheme://user:***@host
-_URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
+# (the scheme is anchored and capped at 32 characters: unbounded, a long run of letters
+# such as a bytea hex literal made the search quadratic)
+_URL_PASSWORD = re.compile(
+    r"(?P<pre>(?<![\w+.\-])[a-zA-Z][a-zA-Z0-9+.\-]{0,31}://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
 # key=value DSNs and query strings: password=..., sslpassword=..., access_token=...,
 # client_secret=..., api_key=... (any word ending in one of the secret names)
 _KV_SECRET = re.compile(

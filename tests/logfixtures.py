@@ -10,10 +10,10 @@ CI=true, like tests/conftest.py does for the servers.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from conftest import need
 
 from fixtures.make_logs import DEBIAN_PREFIX, PGBADGER_PREFIX, Captured, ShopLogs
 from fixtures.workloads.shop import SCENARIOS
@@ -26,10 +26,7 @@ def _capture_all(logs: ShopLogs, outdir: Path, scenarios) -> dict[str, Captured]
     try:
         logs.__enter__()
     except (RuntimeError, OSError) as exc:
-        msg = f"cannot start a PostgreSQL cluster for log fixtures: {exc}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        need("a throwaway PostgreSQL cluster (initdb, pg_ctl)", exc)
     try:
         return {sc: logs.capture(sc, outdir / f"{sc}.log") for sc in scenarios}
     finally:

@@ -184,3 +184,40 @@ def test_burst_turned_off_with_enabled_false():
         facts = HttpCollector([srv.url], health_paths=(), burst={"enabled": False}).collect()
     assert isinstance(facts, HttpFacts)
     assert facts.targets[0].burst is None and srv.stats.hits["/"] == 0
+
+
+def test_a_server_that_trickles_its_body_cannot_stretch_a_probe_past_the_timeout():
+    """httpx's timeout is per socket read: a body sent one byte every 0.1 s would keep a
+    probe going for minutes. The collector stops reading at the request's deadline."""
+    import threading
+    import time as _time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2000")
+            self.end_headers()
+            try:
+                for _ in range(2000):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    _time.sleep(0.1)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        started = _time.monotonic()
+        facts = HttpCollector([f"http://127.0.0.1:{srv.server_port}"], timeout_s=0.5,
+                              health_paths=("/health", "/ready"), burst={"enabled": False}).collect()
+        took = _time.monotonic() - started
+    finally:
+        srv.shutdown()
+    assert facts.targets[0].reachable
+    assert took < 5, f"3 probes of 0.5 s took {took:.1f} s"  # unbounded, it would be minutes

@@ -4,10 +4,10 @@ of the same run: the same statements, counted the same, per fingerprint."""
 
 from __future__ import annotations
 
-import os
 
 import psycopg
 import pytest
+from conftest import need
 
 from auditor.collectors.pgss import (HIDDEN_REASON, PgssCollector, read_pgss_csv,
                                      read_pgss_live)
@@ -22,10 +22,7 @@ PRELOAD = {"shared_preload_libraries": "'pg_stat_statements'"}
 
 
 def _unavailable(exc: Exception) -> None:
-    msg = f"cannot start a PostgreSQL cluster: {exc}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(msg)
-    pytest.skip(msg)
+    need("a throwaway PostgreSQL cluster (initdb, pg_ctl)", exc)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from markupsafe import escape
 from rich.console import Console
 
-from auditor import engine, milestones
+from auditor import engine
 from auditor.model import (
     Bucket, Category, ChecklistItem, Finding, Report, Rule, Severity, Status,
 )

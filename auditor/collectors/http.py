@@ -58,11 +58,15 @@ _BURST_BODY_BYTES = 64 * 1024  # and of a burst answer (the rest is discarded un
 _BURST_KEYS = frozenset(DEFAULT_BURST)
 
 
-def _read_limited(resp: httpx.Response, limit: int, *, decoded: bool = True) -> bytes:
+def _read_limited(resp: httpx.Response, limit: int, *, deadline: float,
+                  decoded: bool = True) -> bytes:
+    """Read at most ``limit`` bytes of the body, and stop at ``deadline`` (a
+    time.perf_counter() value): httpx's timeout is per socket read, so a server that
+    trickles bytes would otherwise stretch one request far past the timeout."""
     buf = bytearray()
     for chunk in (resp.iter_bytes() if decoded else resp.iter_raw()):
         buf.extend(chunk)
-        if len(buf) >= limit:
+        if len(buf) >= limit or time.perf_counter() >= deadline:
             break
     return bytes(buf[:limit])
 
@@ -240,13 +244,13 @@ class HttpCollector:
         t0 = time.perf_counter()
         try:
             with client.stream("GET", url) as resp:
-                body = _read_limited(resp, _HEALTH_BODY_BYTES)
+                body = _read_limited(resp, _HEALTH_BODY_BYTES, deadline=t0 + self.timeout_s)
                 elapsed = (time.perf_counter() - t0) * 1000.0
                 redirected_to = None
                 if resp.history:
                     final = resp.url
                     same_origin = (final.scheme, final.host, final.port) == (url.scheme, url.host, url.port)
-                    redirected_to = final.raw_path.decode("ascii", "replace") if same_origin else redact(str(final))
+                    redirected_to = redact(final.raw_path.decode("ascii", "replace") if same_origin else str(final))
                 return HealthProbe(
                     path=path, url=shown, status=resp.status_code, elapsed_ms=round(elapsed, 3),
                     body_excerpt=_excerpt(body), redirected_to=redirected_to,
@@ -319,7 +323,8 @@ class HttpCollector:
                                 if first_429 is None or n < first_429:
                                     first_429 = n
                                     retry_after = resp.headers.get("retry-after")
-                        _read_limited(resp, _BURST_BODY_BYTES, decoded=False)
+                        _read_limited(resp, _BURST_BODY_BYTES, decoded=False,
+                                      deadline=time.perf_counter() + self.timeout_s)
                 except httpx.HTTPError as exc:
                     with lock:
                         errors += 1

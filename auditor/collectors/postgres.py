@@ -325,10 +325,10 @@ class PostgresCollector:
                 notes.append(f"{name}: not read ({why})")
                 return None
 
+        run("limits", _SQL_LIMITS, self._limit_params(), required=True)  # before anything else
         server = run("server", _SQL_SERVER, (list(SETTINGS),), required=True)
         database, version, inet_port, settings = server[0]
         settings = {k: str(v) for k, v in (settings or {}).items()}
-        run("limits", _SQL_LIMITS, self._limit_params(), required=True)
 
         rows = run("tables", _SQL_TABLES.format(size=_SIZE_EXACT), required=False)
         if rows is None:  # a locked table, most likely: read sizes without locks

@@ -125,7 +125,10 @@ def open_lines(path: "str | os.PathLike", skipped: dict[str, int]) -> Iterator[s
 
 
 # -- detection ------------------------------------------------------------------------
-_CSV_START = re.compile(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [^,"]*)?"?,')
+# a csvlog row starts with its timestamp, then at most a time-zone token, then a comma
+# (anything looser takes a stderr line whose statement holds commas for csvlog)
+_CSV_START = re.compile(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?'
+                        r'(?: ?[A-Za-z][A-Za-z0-9+\-/_]{0,31}| ?[+-]\d\d(?::?\d\d)?)?"?,')
 _SYSLOG = re.compile(
     r"(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d"
     r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from auditor.collectors.querylog.inputs import NOT_UTF8 as _NOT_UTF8
+from auditor.collectors.querylog.inputs import compression_of, NOT_UTF8 as _NOT_UTF8
 from auditor.collectors.querylog.profile import CHUNK_SHIFT, ProfileBuilder
 from auditor.facts.workload import Detection, WorkloadProfile
 
@@ -269,10 +269,14 @@ def _cpus() -> int:
 
 
 def _plain(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(6)
-    return not (head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00"
-                or head[:4] == b"\x28\xb5\x2f\xfd")
+    """True for an uncompressed file. A file that cannot be opened is not "plain": the
+    one-pass reader then opens it and reports why (TargetUnreachable, not a crash)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError:
+        return False
+    return compression_of(head) is None
 
 
 def read_profile(specs: Iterable, *, detection: Detection | None = None,
