@@ -28,6 +28,19 @@ _KV_SECRET = re.compile(
 )
 # SQL that sets a password: ALTER ROLE app WITH PASSWORD 'x' / CREATE USER u PASSWORD 'x'
 _SQL_PASSWORD = re.compile(r"(?i)(?P<key>\bPASSWORD\s+)'(?:[^']|'')*'")
+# Well-known secret shapes, wherever they appear (e.g. a query example's values): password
+# hashes (bcrypt, argon2, scrypt/pbkdf2 in Django's format) and API keys with a vendor prefix
+# (Stripe sk_/rk_, GitHub ghp_/gho_/github_pat_, Slack xox?-, AWS access key ids, JWTs).
+_SECRET_SHAPES = re.compile(
+    r"\$2[aby]?\$\d\d\$[./A-Za-z0-9]{53}"
+    r"|\$argon2(?:id|i|d)\$[^\s'\"]+"
+    r"|\b(?:pbkdf2_sha256|bcrypt_sha256|scrypt)\$[^\s'\"]+"
+    r"|\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{8,}"
+    r"|\b(?:ghp|gho|ghu|ghs|ghr)_[0-9A-Za-z]{20,}|\bgithub_pat_[0-9A-Za-z_]{20,}"
+    r"|\bxox[abprs]-[0-9A-Za-z-]{10,}"
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
+    r"|\beyJ[0-9A-Za-z_-]{8,}\.eyJ[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}"
+)
 
 
 def register_secret(value: str | None) -> None:
@@ -38,8 +51,10 @@ def register_secret(value: str | None) -> None:
 
 def redact(text: Any) -> str:
     """Return ``str(text)`` with registered secrets, URL passwords, key=value secrets
-    (``password=``, ``sslpassword=``, ``access_token=``, ``client_secret=``, ...) and SQL
-    ``PASSWORD '...'`` literals masked."""
+    (``password=``, ``sslpassword=``, ``access_token=``, ``client_secret=``, ...), SQL
+    ``PASSWORD '...'`` literals, password hashes and vendor-prefixed API keys masked.
+    Pattern-based: a secret of no known shape in free text (a query's bind value) is
+    only masked when it was registered."""
     s = str(text)
     # Known secrets first: a registered password holding '@' or ':' would otherwise be
     # cut in two by the URL pattern and leak its tail.
@@ -48,6 +63,7 @@ def redact(text: Any) -> str:
     s = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{MASK}{m['at']}", s)
     s = _KV_SECRET.sub(lambda m: f"{m['key']}{m['q']}{MASK}{m['q']}", s)
     s = _SQL_PASSWORD.sub(lambda m: f"{m['key']}'{MASK}'", s)
+    s = _SECRET_SHAPES.sub(MASK, s)
     return s
 
 
