@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping
 
-from auditor.analysis.repeats import analyse_requests, classify, typical_count
+from auditor.analysis.repeats import aggregates_of, normalized_of, typical_count
 from auditor.check import BaseCheck
 from auditor.facts import Facts
 from auditor.facts.workload import (NO_STATEMENTS, Detection, LoopStats, Statement,
@@ -65,11 +65,6 @@ def in_list_rewrite(normalized: str) -> str | None:
     return _SINGLE_EQ_PARAM.sub(lambda m: f"{m.group(1)} = ANY(${m.group(2)})", normalized, 1)
 
 
-def normalized_of(profile: WorkloadProfile, fp: str, fallback: str) -> str:
-    stats = profile.fingerprints.get(fp)
-    return stats.normalized if stats is not None else fallback
-
-
 def _stmt(st: Statement) -> dict[str, Any]:
     return {"query": st.query, "params": list(st.params), "duration_ms": st.duration_ms}
 
@@ -77,12 +72,8 @@ def _stmt(st: Statement) -> dict[str, Any]:
 def loops_of(profile: WorkloadProfile, det: Detection) -> list[LoopStats]:
     """The profile's loops; for a profile built by hand (no ``detection``), the
     detectors run over its ``requests`` here."""
-    if profile.detection is not None:
-        return profile.loops
-
-    def kind_of(st: Statement) -> int:
-        return classify(normalized_of(profile, st.fingerprint, st.query))
-    return analyse_requests(profile.requests, det, kind_of).loop_facts()
+    agg = aggregates_of(profile, det)
+    return profile.loops if agg is None else agg.loop_facts()
 
 
 class NPlusOne(BaseCheck):

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from auditor.analysis.repeats import analyse_requests, classify, typical_count
+from auditor.analysis.repeats import aggregates_of, normalized_of, typical_count
 from auditor.check import BaseCheck
 from auditor.facts import Facts
-from auditor.facts.workload import (NO_STATEMENTS, Detection, RedundantStats, Statement,
+from auditor.facts.workload import (NO_STATEMENTS, Detection, RedundantStats,
                                     WorkloadProfile)
 from auditor.model import Finding, Inconclusive
 
@@ -34,20 +34,11 @@ def _short(sql: str, limit: int = 90) -> str:
     return one if len(one) <= limit else one[:limit - 3] + "..."
 
 
-def _normalized(profile: WorkloadProfile, fp: str, fallback: str) -> str:
-    stats = profile.fingerprints.get(fp)
-    return stats.normalized if stats is not None else fallback
-
-
 def redundant_of(profile: WorkloadProfile, det: Detection) -> list[RedundantStats]:
     """The profile's redundant reads; for a profile built by hand (no ``detection``),
     the detector runs over its ``requests`` here."""
-    if profile.detection is not None:
-        return profile.redundant
-
-    def kind_of(st: Statement) -> int:
-        return classify(_normalized(profile, st.fingerprint, st.query))
-    return analyse_requests(profile.requests, det, kind_of).redundant_facts()
+    agg = aggregates_of(profile, det)
+    return profile.redundant if agg is None else agg.redundant_facts()
 
 
 class RedundantQuery(BaseCheck):
@@ -76,7 +67,7 @@ class RedundantQuery(BaseCheck):
         fp = red.fingerprint
         ex = red.example
         example = ex.statement
-        normalized = _normalized(profile, fp, example.query)
+        normalized = normalized_of(profile, fp, example.query)
         groups = sum(cs.requests for cs in counts.values())
         executions = sum(c * cs.requests for c, cs in counts.items())
         avoidable = executions - groups

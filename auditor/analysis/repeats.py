@@ -30,7 +30,8 @@ import statistics
 from typing import Callable, Iterable, Sequence
 
 from auditor.facts.workload import (CountStats, Detection, LoopExample, LoopStats,
-                                    RedundantExample, RedundantStats, Request, Statement)
+                                    RedundantExample, RedundantStats, Request, Statement,
+                                    WorkloadProfile)
 
 __all__ = ["K_OTHER", "K_READ", "K_WRITE", "K_BEGIN", "K_END", "KIND_NAMES", "classify",
            "is_read", "is_write", "find_loop_spans", "Aggregates", "analyse_requests",
@@ -347,3 +348,21 @@ def typical_count(weights: dict[int, int]) -> float:
             hi = v
             break
     return lo if lo == hi else (lo + hi) / 2
+
+
+def normalized_of(profile: WorkloadProfile, fp: str, fallback: str) -> str:
+    """The normalized SQL of fingerprint ``fp`` in ``profile``, else ``fallback``."""
+    stats = profile.fingerprints.get(fp)
+    return stats.normalized if stats is not None else fallback
+
+
+def aggregates_of(profile: WorkloadProfile, det: Detection) -> Aggregates | None:
+    """None when the reader already ran the detectors while streaming (use
+    ``profile.loops`` / ``profile.redundant``); else, for a profile built by hand from
+    ``requests``, the detectors' aggregates over those requests."""
+    if profile.detection is not None:
+        return None
+
+    def kind_of(st: Statement) -> int:
+        return classify(normalized_of(profile, st.fingerprint, st.query))
+    return analyse_requests(profile.requests, det, kind_of)
