@@ -212,7 +212,8 @@ def test_json_is_redacted():
 
 
 def test_json_validates_against_schema():
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # a test dependency (pyproject: test extra)
+
     schema = json_reporter.schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.validate(json_reporter.to_dict(sample_report()), schema,
