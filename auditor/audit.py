@@ -96,11 +96,13 @@ def _postgres(cfg: AuditConfig) -> Any:
 
 
 def _pgss(cfg: AuditConfig) -> Any:
-    """pg_stat_statements: the CSV export when one is given, else the live view of the
-    DSN's database (read-only, top entries by total time; see PgssCollector)."""
+    """pg_stat_statements: the CSV export when one is given (only the DSN's database's
+    rows, when it can tell them apart), else the live view of the DSN's database
+    (read-only, top entries by total time; see PgssCollector)."""
     if cfg.postgres_pg_stat_statements:
         from auditor.collectors.pgss import PgssCollector
-        return PgssCollector(csv_path=cfg.postgres_pg_stat_statements)
+        return PgssCollector(csv_path=cfg.postgres_pg_stat_statements,
+                             database_dsn=cfg.postgres_dsn)
     if cfg.postgres_dsn:
         from auditor.collectors.pgss import PgssCollector
         return PgssCollector(cfg.postgres_dsn)
@@ -170,7 +172,10 @@ def collect(collectors: list[Any], progress: Progress = _no_progress) -> tuple[F
             sources[kind] = f"not collected: {facts.unavailable[kind]}"
             continue
         setattr(facts, kind, value)
-        sources[kind] = described
+        try:  # described again: what was read may add to it (rows left out, ...)
+            sources[kind] = redact(col.describe())
+        except Exception:  # noqa: BLE001
+            sources[kind] = described
     for kind in KINDS:
         sources.setdefault(kind, f"not collected: {facts.reason_missing(kind)}")
     return facts, sources

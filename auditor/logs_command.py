@@ -23,7 +23,8 @@ from typing import Any, List, Optional
 
 from auditor.collectors.querylog.prefix import format_ts
 from auditor.facts.workload import WorkloadProfile
-from auditor.redact import redact, redact_obj
+from auditor.redact import redact_obj
+from auditor.redact_sql import mask_examples
 
 __all__ = ["summarize", "render", "run", "register", "SUMMARY_VERSION"]
 
@@ -45,7 +46,7 @@ def _ts(epoch: float | None) -> str | None:
 
 def _fp_row(st: Any) -> dict:
     p95 = getattr(st, "p95_ms", None)
-    return {"fingerprint": st.fingerprint, "normalized": redact(st.normalized),
+    return {"fingerprint": st.fingerprint, "normalized": st.normalized,  # masked in summarize
             "calls": st.calls, "total_ms": round(st.total_ms, 3),
             "mean_ms": round(st.mean_ms, 3), "max_ms": round(st.max_ms, 3),
             "p95_ms": round(p95, 3) if isinstance(p95, (int, float)) else None}
@@ -59,7 +60,9 @@ def summarize(profile: WorkloadProfile, files: list[dict] | None = None, *,
     ``first_ts``/``last_ts``, ``top_by_total_time`` and ``top_by_calls`` (lists of
     {fingerprint, normalized, calls, total_ms, mean_ms, max_ms, p95_ms}), ``skipped``
     {reason: lines} with ``skipped_lines``, ``files`` (format, prefix, notes per file)
-    and ``notes``."""
+    and ``notes``. Secrets are masked (auditor.redact_sql.mask_examples: literals a
+    statement the normaliser leaves whole binds to secret-named columns; then
+    auditor.redact.redact_obj)."""
     fps = list(profile.fingerprints.values())
     by_time = sorted(fps, key=lambda s: (-s.total_ms, -s.calls, s.normalized))[:top]
     by_calls = sorted(fps, key=lambda s: (-s.calls, -s.total_ms, s.normalized))[:top]
@@ -74,7 +77,7 @@ def summarize(profile: WorkloadProfile, files: list[dict] | None = None, *,
     elif profile.total_ms == 0 and not timed:
         notes.append("no statement has a duration: log them with "
                      "log_min_duration_statement = 0 (log_statement = 'all' logs no durations)")
-    return redact_obj({
+    return redact_obj(mask_examples({
         "version": SUMMARY_VERSION,
         "statements": profile.statements,
         "total_ms": round(profile.total_ms, 3),
@@ -93,7 +96,7 @@ def summarize(profile: WorkloadProfile, files: list[dict] | None = None, *,
         "skipped_lines": sum(profile.skipped.values()),
         "files": list(files or ()),
         "notes": notes,
-    })
+    }))
 
 
 def _sql_line(text: str, width: int = 160) -> str:

@@ -21,10 +21,12 @@ _secrets: set[str] = set()
 _URL_PASSWORD = re.compile(
     r"(?P<pre>(?<![\w+.\-])[a-zA-Z][a-zA-Z0-9+.\-]{0,31}://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
 # key=value DSNs and query strings: password=..., sslpassword=..., access_token=...,
-# client_secret=..., api_key=... (any word ending in one of the secret names)
+# client_secret=..., api_key=... (any word ending in one of the secret names). A SQL
+# placeholder ($1, ?, %s) is no value: `SET api_token = $1` keeps its $1, and the
+# backtick that closes a quoted statement in a message is not part of a value.
 _KV_SECRET = re.compile(
     r"(?i)(?P<key>\b\w*?(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key)\s*[=:]\s*)"
-    r"(?P<q>['\"]?)(?P<val>[^\s'\"&;,]+)(?P=q)"
+    r"(?P<q>['\"]?)(?!(?:\$\d+|\?|%s)(?![^\s'\"&;,`)]))(?P<val>[^\s'\"&;,`]+)(?P=q)"
 )
 # SQL that sets a password: ALTER ROLE app WITH PASSWORD 'x' / CREATE USER u PASSWORD 'x'
 _SQL_PASSWORD = re.compile(r"(?i)(?P<key>\bPASSWORD\s+)'(?:[^']|'')*'")
@@ -54,7 +56,9 @@ def redact(text: Any) -> str:
     (``password=``, ``sslpassword=``, ``access_token=``, ``client_secret=``, ...), SQL
     ``PASSWORD '...'`` literals, password hashes and vendor-prefixed API keys masked.
     Pattern-based: a secret of no known shape in free text (a query's bind value) is
-    only masked when it was registered."""
+    only masked when it was registered; statement examples go through
+    :func:`auditor.redact_sql.mask_examples` first, which knows their columns. A SQL
+    placeholder after a secret name (``api_token = $1``) is left as it is."""
     s = str(text)
     # Known secrets first: a registered password holding '@' or ':' would otherwise be
     # cut in two by the URL pattern and leak its tail.

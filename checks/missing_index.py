@@ -63,6 +63,7 @@ class _Source:
     name: str  # evidence["source"]
     stmts: str  # "logged statements" / "statements in pg_stat_statements"
     other_db: str  # the question when none of their tables is in the catalog
+    notes: tuple[str, ...] | None = None  # pg_stat_statements' notes (None: the log)
 
 
 def _from_log(fps: Iterable[FingerprintStats]) -> list[Shape]:
@@ -83,7 +84,7 @@ def _source(facts: Facts) -> _Source:
     assert facts.pgss is not None
     return _Source(_from_pgss(facts.pgss), "in pg_stat_statements", "in pg_stat_statements",
                    "pg_stat_statements", "statements in pg_stat_statements",
-                   "was the export taken from another database?")
+                   "was the export taken from another database?", tuple(facts.pgss.notes))
 
 
 @dataclass
@@ -123,7 +124,9 @@ class MissingIndex(BaseCheck):
     The shapes come from the query log when there is one, else from pg_stat_statements
     (``requires_one_of``): its per-fingerprint calls and total time, and its normalized
     text (no parameter values, so ``IN`` lists count as written). ``evidence["source"]``
-    says which (``"query log"`` or ``"pg_stat_statements"``).
+    says which (``"query log"`` or ``"pg_stat_statements"``); from pg_stat_statements,
+    ``evidence["source_notes"]`` adds the collector's notes (e.g. an export's rows of
+    other databases left out, or that they could not be told apart).
     """
 
     rule_id: ClassVar[str] = "PG101"
@@ -234,6 +237,7 @@ class MissingIndex(BaseCheck):
                 "mean_ms": round(total_ms / calls, 3) if calls else 0.0,
                 "min_rows": min_rows,
                 "source": src.name,
+                **({"source_notes": list(src.notes)} if src.notes is not None else {}),
             },
         )
 

@@ -24,9 +24,10 @@ fingerprint the calls and total time pg_stat_statements counted. It keeps no
 percentiles, so a shape is judged by its mean (and ranked by its total time) only, the
 finding says so (``p95_ms`` is null, ``note`` explains), and it is high when the mean
 itself reaches ``high_p95_ms``. ``share_of_total`` is then of all the time the view
-held; ``example`` is pg_stat_statements' text (constants as ``$n``, no values), and
-``source`` is ``"pg_stat_statements"`` (``"query log"`` otherwise). Inconclusive when the
-view holds no statements.
+held; ``example`` is pg_stat_statements' text (constants as ``$n``, no values),
+``source`` is ``"pg_stat_statements"`` (``"query log"`` otherwise) and ``source_notes``
+the collector's notes on what it read (e.g. an export's rows of other databases left
+out). Inconclusive when the view holds no statements.
 """
 
 from __future__ import annotations
@@ -135,9 +136,10 @@ class SlowQuery(BaseCheck):
         slow.sort(key=lambda s: (-s.total_ms, s.fingerprint))
         all_ms = pgss.total_ms_all or pgss.total_ms
         for s in slow[:max_findings]:
-            yield self._pgss_finding(s, all_ms, high_ms)
+            yield self._pgss_finding(s, all_ms, high_ms, pgss.notes)
 
-    def _pgss_finding(self, s: StatementTotals, all_ms: float, high_ms: float) -> Finding:
+    def _pgss_finding(self, s: StatementTotals, all_ms: float, high_ms: float,
+                      notes: list[str] = ()) -> Finding:
         share = s.total_ms / all_ms if all_ms else 0.0
         return Finding(
             rule_id=self.rule_id,
@@ -164,5 +166,6 @@ class SlowQuery(BaseCheck):
                 "example": {"query": s.query, "params": [], "duration_ms": None},
                 "source": "pg_stat_statements",
                 "note": PGSS_NOTE,
+                "source_notes": list(notes),
             },
         )

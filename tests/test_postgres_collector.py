@@ -281,6 +281,45 @@ def test_statement_timeout_applies(fresh_db):
             conn.execute("SELECT pg_sleep(2)")
 
 
+def _tcp_options(conn: psycopg.Connection) -> dict[str, int]:
+    """What the kernel holds for the connection's socket (read through a duplicate)."""
+    s = socket.fromfd(conn.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        tcp = socket.IPPROTO_TCP
+        return {"SO_KEEPALIVE": s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                "TCP_KEEPIDLE": s.getsockopt(tcp, socket.TCP_KEEPIDLE),
+                "TCP_KEEPINTVL": s.getsockopt(tcp, socket.TCP_KEEPINTVL),
+                "TCP_KEEPCNT": s.getsockopt(tcp, socket.TCP_KEEPCNT),
+                "TCP_USER_TIMEOUT": s.getsockopt(tcp, socket.TCP_USER_TIMEOUT)}
+    finally:
+        s.close()
+
+
+def test_client_side_tcp_keepalives_and_user_timeout_reach_the_socket(fresh_db):
+    """A network that drops mid-query is noticed by the client: keepalive probes after
+    10 s of silence, every 5 s, 3 of them; 30 s of unacknowledged data ends it too. The
+    server-side limits are still set."""
+    with PostgresCollector(fresh_db).session() as conn:
+        params = conn.info.get_parameters()
+        assert {k: params.get(k) for k in ("keepalives", "keepalives_idle",
+                                           "keepalives_interval", "keepalives_count",
+                                           "tcp_user_timeout")} == \
+            {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5",
+             "keepalives_count": "3", "tcp_user_timeout": "30000"}
+        assert _tcp_options(conn) == {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 10,
+                                      "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3,
+                                      "TCP_USER_TIMEOUT": 30000}
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "5s"
+        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] == "20s"
+
+
+def test_the_dsn_own_tcp_settings_win(fresh_db):
+    dsn = fresh_db + "?keepalives_idle=60&tcp_user_timeout=90000"
+    with PostgresCollector(dsn).session() as conn:
+        tcp = _tcp_options(conn)
+    assert (tcp["TCP_KEEPIDLE"], tcp["TCP_USER_TIMEOUT"], tcp["TCP_KEEPINTVL"]) == (60, 90000, 5)
+
+
 @contextmanager
 def _role(admin_dsn: str, db_dsn: str, revoke: tuple[str, ...]):
     """A login role without privileges; ``revoke``: views whose PUBLIC SELECT is revoked

@@ -39,6 +39,8 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
+from auditor.redact_sql import quiet_sqlglot
+
 __all__ = ["TableAccess", "ColumnUse", "analyze", "UnparsableSQL"]
 
 ColumnsOf = Callable[[str | None, str], Sequence[str] | None]
@@ -99,7 +101,8 @@ def analyze(sql: str, columns_of: ColumnsOf | None = None) -> list[TableAccess]:
     Raises UnparsableSQL when sqlglot cannot parse it. Statements without tables
     (SET, BEGIN, SELECT 1) yield nothing."""
     try:
-        statements = sqlglot.parse(_prepare(sql), read="postgres")
+        with quiet_sqlglot():  # its warnings would echo the statement, values and all
+            statements = sqlglot.parse(_prepare(sql), read="postgres")
     except (SqlglotError, RecursionError) as exc:
         raise UnparsableSQL(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     out: list[TableAccess] = []

@@ -20,7 +20,9 @@ class Collector(Protocol):
     kind: str  # one of auditor.facts.KINDS
 
     def describe(self) -> str:
-        """What this collector reads, redacted (for the report's sources section)."""
+        """What this collector reads, redacted (for the report's sources section).
+        Called before :meth:`collect` (progress) and again after it, so a collector may
+        add what it learned while reading (e.g. rows it left out)."""
         ...
 
     def collect(self) -> Any:

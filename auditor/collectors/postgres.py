@@ -9,6 +9,13 @@ The collector is read-only and bounded (DESIGN.md, "Read-only and safe"):
   true)``) and the transaction is rolled back at the end, so nothing leaks into a server
   connection a pooler in transaction mode hands to someone else afterwards (a session-level
   SET or a startup ``options`` parameter would, and PgBouncer rejects the latter).
+  Those are the server's limits; on the client side the connection has TCP keepalives
+  and ``tcp_user_timeout`` (:data:`CLIENT_TCP`), so a network that drops mid-query ends
+  the session within about 30 s instead of leaving the client waiting for an answer that
+  never comes (the server's timeouts cannot reach a client that no longer hears it).
+- every query the auditor writes starts with :data:`QUERY_TAG`, a comment that
+  pg_stat_statements and the server's log keep with the text, so the auditor leaves
+  its own statements out of the workload it judges (auditor.collectors.pgss).
 - it sends a FIXED number of bulk queries (:data:`QUERIES`), whatever the number of
   tables: server settings, session limits, tables, table statistics, indexes with their
   column lists, foreign keys, column statistics, connection activity. Each runs under a
@@ -48,6 +55,16 @@ from auditor.facts.postgres import (
 from auditor.redact import redact, register_secret
 
 APPLICATION_NAME = "auditor"
+#: Leads every statement the auditor sends (here and in auditor.collectors.pgss):
+#: pg_stat_statements keeps comments in its text, so the auditor's own catalog reads are
+#: told apart from the application's, whatever role or application_name ran them.
+QUERY_TAG = "/* auditor:self */"
+#: libpq's client-side TCP settings for the auditor's connection (a DSN's own values
+#: win): the first keepalive probe after 10 s of silence, then one every 5 s, the
+#: connection dropped after 3 unanswered ones (25 s); and data sent but unacknowledged
+#: for 30 s (``tcp_user_timeout``, ms; Linux) ends it too. Ignored on Unix sockets.
+CLIENT_TCP = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+              "keepalives_count": 3, "tcp_user_timeout": 30_000}
 
 #: Settings copied into ``PostgresFacts.settings`` (those the role may see).
 SETTINGS = (
@@ -63,19 +80,19 @@ SETTINGS = (
 _USER_SCHEMAS = ("n.nspname NOT IN ('pg_catalog', 'information_schema') "
                  "AND n.nspname !~ '^pg_(toast|temp_)'")
 
-_SQL_SERVER = """
+_SQL_SERVER = QUERY_TAG + """
 SELECT current_database(), current_setting('server_version'), inet_server_port(),
        (SELECT coalesce(json_object_agg(name, current_setting(name)), '{}'::json)
           FROM pg_settings WHERE name = ANY(%s))
 """
 
-_SQL_LIMITS = """
+_SQL_LIMITS = QUERY_TAG + """
 SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true),
        set_config('idle_in_transaction_session_timeout', %s, true),
        set_config('default_transaction_read_only', 'on', true)
 """
 
-_SQL_TABLES = f"""
+_SQL_TABLES = QUERY_TAG + f"""
 SELECT n.nspname, c.relname, c.relkind, c.reltuples::float8,
        {{size}},
        ARRAY(SELECT a.attname::text FROM pg_attribute a
@@ -104,13 +121,13 @@ _SIZE_ESTIMATE = (
 _DEF_EXACT = "pg_get_indexdef(x.indexrelid)"
 _DEF_NONE = "NULL::text"
 
-_SQL_TABLE_STATS = """
+_SQL_TABLE_STATS = QUERY_TAG + """
 SELECT schemaname, relname, seq_scan, seq_tup_read, idx_scan, n_live_tup
   FROM pg_stat_all_tables
  WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname !~ '^pg_(toast|temp_)'
 """
 
-_SQL_INDEXES = f"""
+_SQL_INDEXES = QUERY_TAG + f"""
 SELECT n.nspname, t.relname, ic.relname,
        ARRAY(SELECT a.attname::text
                FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
@@ -129,7 +146,7 @@ SELECT n.nspname, t.relname, ic.relname,
  ORDER BY 1, 2, 3
 """
 
-_SQL_FOREIGN_KEYS = f"""
+_SQL_FOREIGN_KEYS = QUERY_TAG + f"""
 SELECT n.nspname, c.relname, con.conname,
        ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
                JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
@@ -149,7 +166,7 @@ SELECT n.nspname, c.relname, con.conname,
 
 # pg_stats shows only columns the role may SELECT; inherited rows (partitioned parents)
 # are used only where no plain row exists.
-_SQL_COLUMN_STATS = """
+_SQL_COLUMN_STATS = QUERY_TAG + """
 SELECT DISTINCT ON (schemaname, tablename, attname)
        schemaname, tablename, attname, null_frac::float8, n_distinct::float8
   FROM pg_stats
@@ -162,7 +179,7 @@ SELECT DISTINCT ON (schemaname, tablename, attname)
 # and client_addr read as NULL: rows with a user and a database count as hidden sessions
 # (the logical replication launcher has no database; a parallel worker of another role
 # would be miscounted as one).
-_SQL_ACTIVITY = """
+_SQL_ACTIVITY = QUERY_TAG + """
 SELECT coalesce(a.application_name, ''),
        CASE WHEN a.client_addr IS NOT NULL THEN host(a.client_addr)
             WHEN a.client_port = -1 THEN 'local' ELSE '' END,
@@ -195,7 +212,9 @@ class PostgresCollector:
     dsn: a libpq URL or key=value string; None uses libpq's environment (PGHOST, ...).
     snapshot: a file written by :meth:`save_snapshot` (then nothing connects).
     statement_timeout_ms, lock_timeout_ms: per-statement limits of the auditor's
-    transaction (ms); connect_timeout_s: seconds libpq waits for the server.
+    transaction (ms); connect_timeout_s: seconds libpq waits for the server. The
+    connection also gets :data:`CLIENT_TCP` (keepalives, ``tcp_user_timeout``) unless
+    the DSN sets them.
 
     ``queries_executed`` counts the bulk queries the last :meth:`collect` sent: always
     ``len(QUERIES)``, plus one for each lock-free fallback that ran (at most two).
@@ -238,10 +257,16 @@ class PostgresCollector:
         return f"PostgreSQL {self.target}"
 
     # -- the session -------------------------------------------------------------------
+    def connect_params(self) -> dict[str, Any]:
+        """The libpq parameters the auditor adds to the DSN's: ``application_name``,
+        ``connect_timeout`` (s) and :data:`CLIENT_TCP` (those the DSN does not set)."""
+        tcp = {k: v for k, v in CLIENT_TCP.items() if k not in self._params}
+        return {"application_name": APPLICATION_NAME,
+                "connect_timeout": self.connect_timeout_s, **tcp}
+
     def _connect(self) -> psycopg.Connection:
         try:
-            conn = psycopg.connect(self.dsn or "", application_name=APPLICATION_NAME,
-                                   connect_timeout=self.connect_timeout_s,
+            conn = psycopg.connect(self.dsn or "", **self.connect_params(),
                                    prepare_threshold=None, autocommit=False)
         except psycopg.Error as exc:
             raise TargetUnreachable(_unreachable_message(self.target, exc)) from None

@@ -42,6 +42,9 @@ class PgStatStatements:
     so the share the top N covers is known. ``skipped``: entries not read, per reason
     (e.g. another role's text hidden as ``<insufficient privilege>``).
     ``stats_since``: when the counters were last reset (PostgreSQL 14+), if known.
+    ``notes``: what a reader should know about what was read, one sentence each (e.g.
+    an export's rows of other databases left out, or that they could not be told
+    apart).
     """
     source: str
     statements: dict[str, StatementTotals] = field(default_factory=dict)
@@ -49,9 +52,10 @@ class PgStatStatements:
     entries_total: int = 0
     total_ms_all: float = 0.0
     limit: int | None = None
-    database: str | None = None  # the database whose entries were read (None: all)
+    database: str | None = None  # the database whose entries were read (None: all or unknown)
     skipped: dict[str, int] = field(default_factory=dict)
     stats_since: float | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def calls(self) -> int:

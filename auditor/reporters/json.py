@@ -20,8 +20,12 @@ Shape (JSON Schema in ``reports/schema/report-v1.json``)::
 
 Items come in a stable order (bucket, category, status, severity, milestone,
 rule id; see :func:`auditor.reporters._common.item_sort_key`); findings keep
-the order their check gave them (checks are deterministic). Every string,
-keys included, goes through :func:`auditor.redact.redact_obj`.
+the order their check gave them (checks are deterministic). The findings'
+statement examples go through :func:`auditor.redact_sql.mask_examples` (values
+bound to secret-named columns, such as a password in an INSERT, are masked there
+and wherever the findings quote them), then every string, keys included, through
+:func:`auditor.redact.redact_obj`. This is the one place the terminal and HTML
+reporters take their strings from.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from auditor.model import (
     Bucket, Category, ChecklistItem, Finding, Report, Rule, Severity, Status,
 )
 from auditor.redact import redact_obj
+from auditor.redact_sql import mask_examples
 from auditor.reporters._common import (
     BUCKET_ORDER, STATUS_ORDER, milestone_label, resource_dir, sorted_items,
 )
@@ -115,8 +120,15 @@ def _summary(items: list[ChecklistItem]) -> dict[str, Any]:
 
 
 def to_dict(report: Report) -> dict[str, Any]:
-    """The report as a JSON-ready dict in the ``auditor.report/v1`` shape, redacted."""
+    """The report as a JSON-ready dict in the ``auditor.report/v1`` shape, redacted
+    (secrets masked; see the module docstring)."""
     items = sorted_items(report.items)
+    item_dicts = [_item(i) for i in items]
+    blocking = [_finding(f) for f in report.blocking]
+    # one pass over every finding: a value masked in one example is masked in all
+    findings, blocking = mask_examples(([i["findings"] for i in item_dicts], blocking))
+    for item, masked in zip(item_dicts, findings):
+        item["findings"] = masked
     d = {
         "schema": SCHEMA_ID,
         "tool": {"name": TOOL_NAME, "version": report.tool_version},
@@ -124,11 +136,10 @@ def to_dict(report: Report) -> dict[str, Any]:
         "fail_on": report.fail_on.value,
         "started_at": report.started_at,
         "duration_s": round(float(report.duration_s), 3),
-        "gate": {"failed": bool(report.gate_failed),
-                 "blocking": [_finding(f) for f in report.blocking]},
+        "gate": {"failed": bool(report.gate_failed), "blocking": blocking},
         "summary": _summary(items),
         "sources": {str(k): str(v) for k, v in sorted(report.sources.items())},
-        "items": [_item(i) for i in items],
+        "items": item_dicts,
     }
     return redact_obj(d)
 
