@@ -14,7 +14,10 @@ BLAKE2b and prefixed ``r``: 17 characters, so a fallback id never equals a parse
 A truncated statement therefore gets a different id than the complete one; that is the
 price of not guessing.
 
-Both functions are cached (an LRU keyed by the text): logs repeat the same text.
+Both functions are cached (an LRU keyed by the text): logs repeat the same text. Texts
+longer than :data:`_CACHE_MAX_CHARS` (8 KB) are not cached, here or by :func:`shape`:
+they are rare and would make the caches' size in bytes unbounded (entries are counted,
+not weighed).
 Neither raises on bad SQL; both raise ``TypeError`` for a non-``str`` argument.
 
 :func:`shape` is the log reader's fast path to the same id. Statements logged with
@@ -43,6 +46,7 @@ __all__ = ["fingerprint", "normalize", "fallback_key", "FALLBACK_PREFIX", "shape
 FALLBACK_PREFIX = "r"
 _CACHE_SIZE = 65_536  # distinct texts kept; a few MB at most
 _SHAPE_CACHE = 20_000  # entries of each shape() cache; the oldest half goes when full
+_CACHE_MAX_CHARS = 8192  # longer texts (and literal keys) are computed, never cached
 
 # -- the fallback normaliser ---------------------------------------------------------
 # One alternation, scanned left to right, so a quote inside a comment or a digit inside
@@ -111,13 +115,21 @@ def _fingerprint(sql: str) -> str:
         return FALLBACK_PREFIX + digest.hexdigest()
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
+_fingerprint_cached = lru_cache(maxsize=_CACHE_SIZE)(_fingerprint)
+
+
 def fingerprint(sql: str) -> str:
     """The shape id of ``sql``: libpg_query's 16-hex-digit fingerprint, or for text it
     cannot parse ``"r"`` + 16 hex digits of BLAKE2b over :func:`fallback_key`."""
     if not isinstance(sql, str):
         raise TypeError(f"fingerprint() takes SQL text, not {type(sql).__name__}")
-    return _fingerprint(sql)
+    if len(sql) > _CACHE_MAX_CHARS:
+        return _fingerprint(sql)
+    return _fingerprint_cached(sql)
+
+
+fingerprint.cache_info = _fingerprint_cached.cache_info  # type: ignore[attr-defined]
+fingerprint.cache_clear = _fingerprint_cached.cache_clear  # type: ignore[attr-defined]
 
 
 # -- the reader's fast path ------------------------------------------------------------
@@ -169,6 +181,22 @@ def literal_key(sql: str) -> bytes | None:
     return s.encode("utf-8", "surrogatepass").translate(_DIGIT_BYTES)
 
 
+def _compiled_literal_key():
+    """The C :func:`literal_key` (``auditor/_speedups.c``, same results, tests/test_scan.py)
+    unless it is not built or ``AUDITOR_PURE_PYTHON=1``."""
+    import os
+    if os.environ.get("AUDITOR_PURE_PYTHON", "") not in ("", "0"):
+        return literal_key
+    try:
+        from auditor._speedups import literal_key as compiled
+    except ImportError:
+        return literal_key
+    return compiled
+
+
+_literal_key = _compiled_literal_key()
+
+
 def shape(sql: str) -> str:
     """:func:`fingerprint`, cached for log reading (see the module docstring); the
     caches are bounded (:data:`_SHAPE_CACHE` entries each)."""
@@ -180,7 +208,7 @@ def shape(sql: str) -> str:
 
 def shape_uncached(sql: str) -> str:
     """:func:`shape` for a text the caller already looked up in ``_BY_TEXT``."""
-    key = literal_key(sql)
+    key = _literal_key(sql)
     if key is not None:
         fp = _BY_KEY.get(key)
         if fp:
@@ -199,19 +227,26 @@ def shape_uncached(sql: str) -> str:
 
 
 def _remember(cache: dict, key, value: str) -> None:
+    if len(key) > _CACHE_MAX_CHARS:
+        return  # a long text (or key) is not kept: see _CACHE_MAX_CHARS
     if len(cache) >= _SHAPE_CACHE:
         for old in list(cache)[:_SHAPE_CACHE // 2]:
             del cache[old]
     cache[key] = value
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
 def normalize(sql: str) -> str:
     """``sql`` with each literal replaced by a ``$n`` placeholder (libpg_query's
     normaliser; existing ``$n`` parameters keep their numbers and new ones follow them).
     For text the parser rejects, a regex pass does the same from left to right."""
     if not isinstance(sql, str):
         raise TypeError(f"normalize() takes SQL text, not {type(sql).__name__}")
+    if len(sql) > _CACHE_MAX_CHARS:
+        return _normalize(sql)
+    return _normalize_cached(sql)
+
+
+def _normalize(sql: str) -> str:
     try:
         return _pg.normalize(sql)
     except Exception:  # noqa: BLE001
@@ -226,3 +261,8 @@ def normalize(sql: str) -> str:
         return f"${counter[0]}"
 
     return "".join(_tokens(sql, placeholder)).strip()
+
+
+_normalize_cached = lru_cache(maxsize=_CACHE_SIZE)(_normalize)
+normalize.cache_info = _normalize_cached.cache_info  # type: ignore[attr-defined]
+normalize.cache_clear = _normalize_cached.cache_clear  # type: ignore[attr-defined]

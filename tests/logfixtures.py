@@ -67,3 +67,43 @@ def no_duration_logs(tmp_path_factory) -> dict[str, Captured]:
                                  settings={"log_statement": "'all'",
                                            "log_min_duration_statement": "-1"}),
                         tmp_path_factory.mktemp("shop-no-duration"), ("mn_plus_one",))
+
+
+@pytest.fixture(scope="session")
+def many_sessions_logs(tmp_path_factory):
+    """The idle-session workload (fixtures/workloads/sessions.py) logged as stderr
+    (Debian prefix: sessions keyed by pid), csvlog and jsonlog at once, with
+    ``log_disconnections = off``: ({format: path}, Expected, pause_s)."""
+    from fixtures.pgcluster import LoggingCluster
+    from fixtures.workloads import sessions
+    pause_s = 0.6
+    cluster = LoggingCluster(log_format="jsonlog", line_prefix=DEBIAN_PREFIX,
+                             settings={"log_destination": "'stderr,csvlog,jsonlog'",
+                                       "log_disconnections": "off"})
+    try:
+        cluster.start()
+    except (RuntimeError, OSError) as exc:
+        need("a throwaway PostgreSQL cluster (initdb, pg_ctl)", exc)
+    outdir = tmp_path_factory.mktemp("many-sessions")
+    try:
+        dsn = cluster.dsn("postgres")
+        exp = sessions.setup(dsn)
+        ran = sessions.run(dsn, short=600, rounds=4, pause_s=pause_s)
+        for name in ("statements", "sessions", "requests", "connections"):
+            setattr(exp, name, getattr(exp, name) + getattr(ran, name))
+        files = {fmt: cluster.logdir / f"postgresql.{ext}"
+                 for fmt, ext in (("stderr", "log"), ("csvlog", "csv"), ("jsonlog", "json"))}
+        sizes = None
+        for _ in range(100):  # until the logging collector has written everything
+            cluster.flush_log(0.1)
+            now = {f: p.stat().st_size for f, p in files.items()}
+            if now == sizes:
+                break
+            sizes = now
+        paths = {}
+        for fmt, p in files.items():
+            paths[fmt] = outdir / p.name
+            paths[fmt].write_bytes(p.read_bytes())
+    finally:
+        cluster.stop()
+    return paths, exp, pause_s

@@ -180,6 +180,8 @@ class Aggregates:
         agg = self.loops.get(key)
         if agg is None:
             agg = self.loops[key] = [kinds, {}, None, close_pos]
+        elif close_pos < agg[3]:  # requests may close out of order (idle sessions)
+            agg[3] = close_pos
         by = agg[1].get(count)
         if by is None:
             agg[1][count] = [1, us, us]
@@ -206,6 +208,8 @@ class Aggregates:
             agg = self.redundant.get(fp)
             if agg is None:
                 agg = self.redundant[fp] = [{}, None, close_pos]
+            elif close_pos < agg[2]:
+                agg[2] = close_pos
             by = agg[0].get(count)
             if by is None:
                 agg[0][count] = [1, us, us]

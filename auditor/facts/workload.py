@@ -132,6 +132,10 @@ class Request:
     application: str | None = None
 
 
+SESSION_IDLE_GAPS = 600  # Detection.session_idle_limit_ms: this many idle gaps ...
+SESSION_IDLE_FLOOR_MS = 600_000.0  # ... but at least 10 minutes (see Detection)
+
+
 @dataclass(frozen=True)
 class Detection:
     """The thresholds the reader's streaming detectors use (they run while the log is
@@ -146,6 +150,23 @@ class Detection:
     ``max_request_statements``: a request is cut after this many statements so that
     a session without transactions, tags or pauses cannot hold unbounded memory
     (10,000; a built-in bound, not a rule threshold).
+
+    ``session_idle_ms``: a session whose next record comes more than this long (ms of
+    log time) after its previous one is treated as ended before it (its open request
+    closed and analysed, as at a disconnection; the record starts a new session, counted
+    again in ``WorkloadProfile.sessions``). It is what bounds the reader's memory when
+    the log has no disconnection lines (``log_disconnections = off``): without it every
+    session ever seen stays open. None (the default): :attr:`session_idle_limit_ms`,
+    600 × ``idle_gap_ms`` with a floor of 10 minutes (600,000 ms at the default 1 s
+    gap). Why: a pause of ``idle_gap_ms`` already ends a request outside a
+    transaction, so a session silent 600 times that long has no request left to extend
+    except an idle-in-transaction or a traceparent-tagged one, which a pause of minutes
+    cuts harmlessly; and 10 minutes is the idle timeout of the common poolers
+    (PgBouncer's ``server_idle_timeout`` = 600 s, HikariCP's ``idleTimeout`` = 10 min),
+    so a pooled connection silent that long would have been closed anyway. What it can
+    change: a statement logged when it starts (``log_statement``) whose bare
+    ``duration:`` line comes more than this long later, with no other line of its
+    session in between, keeps no duration. A built-in bound, not a rule threshold.
     """
     min_repeats: int = 5
     min_pattern_repeats: int = 3
@@ -153,6 +174,15 @@ class Detection:
     redundant_min_repeats: int = 5
     idle_gap_ms: float = 1000.0
     max_request_statements: int = 10_000
+    session_idle_ms: float | None = None
+
+    @property
+    def session_idle_limit_ms(self) -> float:
+        """The session idle limit in use (ms): ``session_idle_ms``, or 600 ×
+        ``idle_gap_ms`` but at least 600,000 (10 minutes)."""
+        if self.session_idle_ms is not None:
+            return float(self.session_idle_ms)
+        return max(SESSION_IDLE_FLOOR_MS, SESSION_IDLE_GAPS * self.idle_gap_ms)
 
     @classmethod
     def from_params(cls, pg201: Mapping | None = None, pg202: Mapping | None = None,

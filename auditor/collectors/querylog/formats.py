@@ -30,7 +30,10 @@ otherwise) and picks the reader once per file: no per-line format test.
 
 Lines that cannot be read are counted in ``skipped`` (reason -> lines) and skipped. A
 prefix that matches no line is an error naming what the lines lack and the
-``log_line_prefix`` to set, never a silent "0 statements".
+``log_line_prefix`` to set, never a silent "0 statements". A record longer than
+:data:`~auditor.collectors.querylog.inputs.MAX_LINE_CHARS` (4 MiB: one line the input
+layer replaced by its marker line, or lines that add up to more) is skipped whole and
+counted once under :data:`TOO_LONG`.
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from auditor.collectors.querylog.inputs import (NOT_UTF8, SAMPLE_BYTES, TRUNCATED,
-                                                LogInput, open_input)
+from auditor.collectors.querylog.inputs import (LONG_LINE, MAX_LINE_CHARS, NOT_UTF8,
+                                                SAMPLE_BYTES, TOO_LONG, TRUNCATED, LogInput,
+                                                open_input)
 from auditor.collectors.querylog.prefix import (LEVELS, RECOMMENDED_PREFIX, Prefix,
                                                 detect_prefix, get_prefix, infer_prefix,
                                                 missing_fields, parse_ts, set_prefix_advice)
@@ -55,7 +59,7 @@ from auditor.errors import ConfigError, TargetUnreachable
 __all__ = ["FORMATS", "Record", "LogFile", "open_log", "detect_format", "sample",
            "open_lines", "read_stderr", "read_syslog", "read_csvlog", "read_jsonlog",
            "read_cloudsql", "read_pgbouncer", "RDS_PREFIX", "SAMPLE_BYTES", "TRUNCATED",
-           "NOT_UTF8"]
+           "NOT_UTF8", "TOO_LONG"]
 
 FORMATS = ("stderr", "rds", "syslog", "csvlog", "jsonlog", "cloudsql", "cnpg", "pgbouncer")
 RDS_PREFIX = "%t:%r:%u@%d:[%p]:"
@@ -193,12 +197,17 @@ def read_stderr(lines: Iterable[str], prefix: Prefix, skipped: dict[str, int],
                 stripped: bool = False) -> Iterator[Record]:
     """Records of a stderr log. ``counts`` (optional) receives ``matched`` and
     ``unmatched`` line totals, for the caller's wrong-prefix diagnosis. ``stripped``:
-    the lines come without their trailing newline."""
+    the lines come without their trailing newline. A record longer than
+    :data:`~auditor.collectors.querylog.inputs.MAX_LINE_CHARS` is skipped (its lines
+    add up to more, or one was replaced by the input's marker line,
+    :data:`~auditor.collectors.querylog.inputs.LONG_LINE`: a continuation line's marker
+    drops the record it continues, a first line's ends the record before it)."""
     match = prefix.regex.match
     i_ts, i_ep, i_pid, i_ses, i_usr, i_db, i_app, i_host, i_lvl, i_msg = _field_index(prefix)
     cur: Record | None = None
     parts: list[str] | None = None  # the record's lines, once it has a continuation
-    dropping = False  # inside a record skipped for its timestamp: drop its continuations
+    size = 0  # the characters of those lines, once it has a continuation
+    dropping = False  # inside a skipped record (bad timestamp, too long): drop its lines
     matched = unmatched = 0
     ts_cache: dict[str, float] = {}  # timestamp text -> epoch (%t: one entry a second)
     ts_get = ts_cache.get
@@ -211,7 +220,13 @@ def read_stderr(lines: Iterable[str], prefix: Prefix, skipped: dict[str, int],
             if cur is not None:
                 if parts is None:
                     parts = [cur.message]
+                    size = len(cur.message)
                 parts.append(line[1:])
+                size += len(line)
+                if size > MAX_LINE_CHARS:
+                    cur = parts = None
+                    dropping = True
+                    _bump(skipped, TOO_LONG)
             elif not dropping:
                 _bump(skipped, ORPHAN_CONTINUATION)
             continue
@@ -220,7 +235,21 @@ def read_stderr(lines: Iterable[str], prefix: Prefix, skipped: dict[str, int],
             if line[0] == " " and cur is not None:
                 if parts is None:
                     parts = [cur.message]
+                    size = len(cur.message)
                 parts.append(line)  # a continuation whose tab became spaces (an edited log)
+                size += len(line)
+                if size > MAX_LINE_CHARS:
+                    cur = parts = None
+                    dropping = True
+                    _bump(skipped, TOO_LONG)
+                continue
+            if line[0] == LONG_LINE:  # (counted by the input layer)
+                if line[1:2] != "\t" and cur is not None:  # a new record's line was cut
+                    if parts is not None:
+                        cur.message = "\n".join(parts)
+                    yield cur
+                cur = parts = None  # (a continuation was cut: its record goes)
+                dropping = True
                 continue
             unmatched += 1
             _bump(skipped, NO_PREFIX)
@@ -303,10 +332,25 @@ def _unescape_syslog(text: str) -> str:
 
 
 class _Open:
-    __slots__ = ("rec", "parts", "last")
+    __slots__ = ("rec", "parts", "last", "size")
 
     def __init__(self, rec: Record, parts: list[str], last: int) -> None:
         self.rec, self.parts, self.last = rec, parts, last
+        self.size = len(parts[0])  # characters so far; -1: too long, skipped
+
+    def add(self, text: str, skipped: dict[str, int], join: bool = False) -> None:
+        """Add a chunk (``join``: to the last line, else as a new line)."""
+        if self.size < 0:
+            return
+        self.size += len(text)
+        if self.size > MAX_LINE_CHARS:
+            self.size = -1
+            self.parts = []
+            _bump(skipped, TOO_LONG)
+        elif join:
+            self.parts[-1] += text
+        else:
+            self.parts.append(text)
 
 
 def read_syslog(lines: Iterable[str], prefix: Prefix, skipped: dict[str, int],
@@ -323,7 +367,9 @@ def read_syslog(lines: Iterable[str], prefix: Prefix, skipped: dict[str, int],
     matched = unmatched = 0
     n = 0
 
-    def close(ent: _Open) -> Record:
+    def close(ent: _Open) -> Record | None:
+        if ent.size < 0:
+            return None  # too long: skipped
         rec = ent.rec
         rec.message = ent.parts[0] if len(ent.parts) == 1 else "\n".join(ent.parts)
         return rec
@@ -335,6 +381,8 @@ def read_syslog(lines: Iterable[str], prefix: Prefix, skipped: dict[str, int],
             continue
         h = header(line)
         if h is None:
+            if line[0] == LONG_LINE:
+                continue  # (counted by the input layer)
             _bump(skipped, NOT_SYSLOG)
             unmatched += 1
             continue
@@ -350,9 +398,9 @@ def read_syslog(lines: Iterable[str], prefix: Prefix, skipped: dict[str, int],
                 _bump(skipped, ORPHAN_CONTINUATION)
                 continue
             if rest[:1] == "\t":
-                ent.parts.append(rest[1:])  # a new line of the message
+                ent.add(rest[1:], skipped)  # a new line of the message
             else:
-                ent.parts[-1] += rest  # a long line cut at PG_SYSLOG_LIMIT
+                ent.add(rest, skipped, join=True)  # a long line cut at PG_SYSLOG_LIMIT
             ent.last = n
             pending[pid] = ent
             continue
@@ -362,20 +410,21 @@ def read_syslog(lines: Iterable[str], prefix: Prefix, skipped: dict[str, int],
             if ent is not None:
                 # syslog_sequence_numbers = off ("[2] ..." or no tag): a line that is no
                 # record continues its backend's record
-                ent.parts.append(rest[1:] if rest[:1] == "\t" else rest)
+                ent.add(rest[1:] if rest[:1] == "\t" else rest, skipped)
                 ent.last = n
                 continue
             unmatched += 1
             _bump(skipped, NO_PREFIX)
             continue
         old = pending.pop(pid, None)
-        if old is not None:
-            yield close(old)
+        if old is not None and (done := close(old)) is not None:
+            yield done
         while pending:  # records whose backend went quiet: finished
             first = next(iter(pending))
             if pending[first].last >= n - _SYSLOG_WINDOW:
                 break
-            yield close(pending.pop(first))
+            if (done := close(pending.pop(first))) is not None:
+                yield done
         g = m.groupdict()
         ts_text = g.get("ts")
         if ts_text is not None:
@@ -397,7 +446,8 @@ def read_syslog(lines: Iterable[str], prefix: Prefix, skipped: dict[str, int],
                      g.get("db") or None, g.get("app") or None, host or None, g["level"], "")
         pending[pid] = _Open(rec, [g["msg"]], n)
     for ent in pending.values():
-        yield close(ent)
+        if (done := close(ent)) is not None:
+            yield done
     _add_counts(counts, matched, unmatched)
 
 
@@ -441,9 +491,13 @@ def read_csvlog(lines: Iterable[str], skipped: dict[str, int],
         if not row:
             continue
         if len(row) < 14:
+            if row[0][:1] == LONG_LINE:
+                continue  # a line too long to read (counted by the input layer)
             unmatched += 1
             _bump(skipped, SHORT_CSV)
             continue
+        if LONG_LINE in row[13]:
+            continue  # a message with a line too long to read (counted by the input layer)
         ts = parse_ts(row[0])
         if ts is None:
             unmatched += 1
@@ -481,6 +535,8 @@ def read_jsonlog(lines: Iterable[str], skipped: dict[str, int],
         try:
             obj = loads(line)
         except ValueError:
+            if line[0] == LONG_LINE:
+                continue  # a line too long to read (counted by the input layer)
             unmatched += 1
             _bump(skipped, BAD_JSON)
             continue
@@ -547,6 +603,8 @@ def _cloudsql_lines(lines: Iterable[str], skipped: dict[str, int],
         try:
             obj = loads(line)
         except ValueError:
+            if line[0] == LONG_LINE:
+                continue  # a line too long to read (counted by the input layer)
             stats["unmatched"] += 1
             _bump(skipped, BAD_JSON)
             continue
@@ -605,7 +663,7 @@ def read_pgbouncer(lines: Iterable[str], skipped: dict[str, int],
     :data:`PGBOUNCER_LINE`."""
     logins = servers = closes = total = 0
     for line in lines:
-        if not line.strip():
+        if not line.strip() or line[0] == LONG_LINE:
             continue
         total += 1
         if "login attempt" in line:

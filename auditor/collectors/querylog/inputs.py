@@ -15,6 +15,14 @@ first 64 KB are mostly not UTF-8, or that holds binary data, is refused with a c
 error instead. A compressed stream that ends early (a ``.gz`` cut in half, a log still
 being written) is read up to the cut and counted once under :data:`TRUNCATED`.
 
+A line longer than :data:`MAX_LINE_CHARS` (4 MiB) is never held whole: as soon as it
+passes that length it is dropped up to its end and replaced by a marker line
+(:data:`LONG_LINE`, then a tab if the line was a continuation line), counted under
+:data:`TOO_LONG`; the format readers drop the record that line belonged to (and a record
+whose lines, each shorter, add up to more than the limit). A statement that long is
+not one a workload profile can use (a bulk load, data inlined in the SQL) and holding
+it costs about ten times its size (a 32 MB line took 316 MB).
+
 Errors: :class:`~auditor.errors.TargetUnreachable` (missing file, a directory, no
 permission, corrupt compressed data, binary data, not UTF-8 text).
 """
@@ -30,13 +38,15 @@ import os
 import sys
 import threading
 import zlib
+from itertools import chain
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
 from auditor.errors import TargetUnreachable
 
 __all__ = ["STDIN", "SAMPLE_BYTES", "LogInput", "open_input", "compression_of",
-           "TRUNCATED", "NOT_UTF8"]
+           "TRUNCATED", "NOT_UTF8", "TOO_LONG", "MAX_LINE_CHARS", "LONG_LINE",
+           "decoded_blocks", "decoded_lines"]
 
 STDIN = "-"
 SAMPLE_BYTES = 64 * 1024
@@ -45,6 +55,15 @@ _READ_BUFFER = 1 << 20
 # skipped-line reasons (stable strings: tests and reports show them)
 TRUNCATED = "truncated or corrupt compressed data (read up to the damage)"
 NOT_UTF8 = "byte sequences that are not UTF-8, read as U+FFFD (lines kept)"
+TOO_LONG = "record longer than 4 MiB (a statement too long to keep), skipped"
+
+# The longest line (and record) read, in characters: 4 MiB. Longer ones are skipped
+# (see the module docstring); the readers then hold at most about this much of a line.
+MAX_LINE_CHARS = 4 << 20
+# What replaces a line longer than MAX_LINE_CHARS: U+FDD0, a noncharacter (never in
+# text, matches no log_line_prefix, is no JSON and has no CSV quote), followed by a tab
+# when the line was a continuation line ("\t...").
+LONG_LINE = "\ufdd0"
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError)
@@ -256,22 +275,109 @@ class LogInput:
         return self._lines(skipped)
 
 
+def _cut(line: str, skipped: dict[str, int]) -> str:
+    """The marker line that replaces an over-long ``line`` (see :data:`LONG_LINE`)."""
+    skipped[TOO_LONG] = skipped.get(TOO_LONG, 0) + 1
+    return LONG_LINE + "\t" if line[:1] == "\t" else LONG_LINE
+
+
+def decoded_blocks(blocks: Iterable[bytes], skipped: dict[str, int], *,
+                   errors: str = _ERRORS, max_chars: int = MAX_LINE_CHARS) -> Iterator[str]:
+    """Byte blocks → text blocks of whole lines: UTF-8 (undecodable bytes go to the
+    ``errors`` handler), universal newlines (``\r\n`` and a lone ``\r`` become
+    ``\n``, as ``open(..., newline=None)`` reads them), each block ending with ``\n``
+    but perhaps the last. A line longer than ``max_chars`` characters is replaced by
+    its marker line (:data:`LONG_LINE`; counted under :data:`TOO_LONG` in ``skipped``)
+    without ever being held whole: at most ``max_chars`` of it plus one block are."""
+    dec = codecs.getincrementaldecoder("utf-8")(errors=errors)
+    tail = ""  # the last line, unfinished (at most max_chars)
+    skipping = False  # inside an over-long line: drop what comes up to its end
+    cr = False  # the text so far ended with "\r", which may pair with a "\n"
+    final = False
+    for data in chain(blocks, (None,)):
+        if data is None:
+            text = dec.decode(b"", final=True)
+            final = True
+        else:
+            text = dec.decode(data)
+        if cr:
+            text = "\r" + text
+            cr = False
+        if "\r" in text:
+            if not final and text[-1] == "\r":
+                text = text[:-1]
+                cr = True
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if skipping:
+            i = text.find("\n")
+            if i < 0:
+                continue
+            text = text[i + 1:]
+            skipping = False
+        if tail:
+            text = tail + text
+            tail = ""
+        cut = text.rfind("\n") + 1
+        if cut < len(text):
+            tail = text[cut:]
+            text = text[:cut]
+        if len(text) > max_chars:  # (rare: after a long unfinished line) one may be too long
+            lines = text.split("\n")
+            text = "\n".join(ln if len(ln) <= max_chars else _cut(ln, skipped)
+                             for ln in lines)
+        if len(tail) > max_chars:  # the unfinished line is too long already: cut it here
+            text += _cut(tail, skipped) + "\n"
+            tail = ""
+            skipping = True
+        if text:
+            yield text
+    if tail:
+        yield tail
+
+
+def decoded_lines(blocks: Iterable[bytes], skipped: dict[str, int], *, newline: bool = True,
+                  errors: str = _ERRORS, max_chars: int = MAX_LINE_CHARS) -> Iterator[str]:
+    """The lines of :func:`decoded_blocks`, each ending with ``\n`` but perhaps the last
+    (``newline=False``: without it)."""
+    for block in decoded_blocks(blocks, skipped, errors=errors, max_chars=max_chars):
+        lines = block.split("\n")
+        last = lines.pop()  # "" after a final newline, else the last line (no newline)
+        if newline:
+            for ln in lines:
+                yield ln + "\n"
+        else:
+            yield from lines
+        if last:
+            yield last
+
+
+def _read1_blocks(binary: IO[bytes]) -> Iterator[bytes]:
+    """A (decompressing) stream as byte blocks of up to _READ_BUFFER. ``read1`` makes at
+    most one read of the stream below, so what a damaged stream gave before the damage
+    comes out before the error does."""
+    read = getattr(binary, "read1", None) or binary.read
+    while True:
+        data = read(_READ_BUFFER)
+        if not data:
+            return
+        yield data
+
+
 def _text_lines(binary: IO[bytes], skipped: dict[str, int],
                 closing: tuple[IO[bytes], ...] = ()) -> Iterator[str]:
-    text = io.TextIOWrapper(binary, encoding="utf-8", errors=_ERRORS, newline=None)
     box = [0]
     prev = getattr(_tls, "box", None)
     _tls.box = box
     try:
-        for line in text:  # C-level iteration; damage ends it after the last good line
-            yield line
+        # damage ends it after the last whole line (the line it cuts is not read)
+        yield from decoded_lines(_read1_blocks(binary), skipped)
     except _DECOMPRESS_ERRORS:
         skipped[TRUNCATED] = skipped.get(TRUNCATED, 0) + 1
     finally:
         _tls.box = prev
         if box[0]:
             skipped[NOT_UTF8] = skipped.get(NOT_UTF8, 0) + box[0]
-        for f in (text, *closing):
+        for f in (binary, *closing):
             try:
                 f.close()
             except _DECOMPRESS_ERRORS:

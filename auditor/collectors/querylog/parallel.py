@@ -9,7 +9,8 @@
 than ``min_parallel_bytes`` (32 MB) is cut into chunks of about ``chunk_bytes`` (16 MB)
 at record boundaries: a chunk starts at a line that begins a record (it matches the
 ``log_line_prefix``; for jsonlog any line). Each chunk is read in a worker process
-(:mod:`multiprocessing`, every core by default) into a *partial profile*: a
+(:mod:`multiprocessing`, every core by default; workers started by a fork server, never
+forked from this process, see :func:`_worker_pool`) into a *partial profile*: a
 :class:`~auditor.collectors.querylog.profile.ProfileBuilder` made with
 ``orphans=True``. The parent folds the partials in log order with
 :meth:`ProfileBuilder.absorb <auditor.collectors.querylog.profile.ProfileBuilder.absorb>`:
@@ -50,11 +51,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from auditor.collectors.querylog.inputs import compression_of, NOT_UTF8 as _NOT_UTF8
+from auditor.collectors.querylog.inputs import (MAX_LINE_CHARS, compression_of, decoded_blocks,
+                                               decoded_lines,
+                                               NOT_UTF8 as _NOT_UTF8)
 from auditor.collectors.querylog.profile import CHUNK_SHIFT, ProfileBuilder
 from auditor.facts.workload import Detection, WorkloadProfile
 
-__all__ = ["read_profile", "chunk_tasks", "read_chunk", "ChunkTask", "ReadStats",
+__all__ = ["read_profile", "chunk_tasks", "chunk_blocks", "read_chunk", "ChunkTask", "ReadStats",
            "progress_bar", "main", "MIN_PARALLEL_BYTES", "CHUNK_BYTES"]
 
 MIN_PARALLEL_BYTES = 32 << 20
@@ -82,55 +85,57 @@ codecs.register_error(_ERRORS, _count_and_replace)
 
 def chunk_lines(path: "str | os.PathLike", start: int, end: int | None,
                 skipped: dict[str, int], read: list[int] | None = None,
-                newline: bool = True) -> Iterator[str]:
+                newline: bool = True, max_chars: int = MAX_LINE_CHARS) -> Iterator[str]:
     """The lines of bytes ``start``..``end`` of a plain file, decoded as the reader
     does (UTF-8, undecodable bytes as U+FFFD counted in ``skipped``, universal
-    newlines, each line ending in ``\\n`` but perhaps the last). ``read[0]`` follows
+    newlines, each line ending in ``\\n`` but perhaps the last; a line longer than
+    ``max_chars`` replaced by its marker line, never held whole:
+    :func:`~auditor.collectors.querylog.inputs.decoded_blocks`). ``read[0]`` follows
     the bytes read. ``newline=False``: the lines without their ``\\n`` (no copy per
     line; for :func:`records_of` with ``stripped=True``)."""
-    dec = codecs.getincrementaldecoder("utf-8")(errors=_ERRORS)
     before = _bad_bytes[0]
+    try:
+        yield from decoded_lines(_byte_blocks(path, start, end, read), skipped,
+                                 newline=newline, errors=_ERRORS, max_chars=max_chars)
+    finally:
+        bad = _bad_bytes[0] - before
+        if bad:
+            skipped[_NOT_UTF8] = skipped.get(_NOT_UTF8, 0) + bad
+
+
+def _byte_blocks(path: "str | os.PathLike", start: int, end: int | None,
+                 read: list[int] | None) -> Iterator[bytes]:
+    """Bytes ``start``..``end`` of a file in blocks of up to ``_BLOCK``."""
     with open(path, "rb") as fh:
         fh.seek(start)
         left = None if end is None else end - start
-        tail = ""
-        try:
-            while left is None or left > 0:
-                data = fh.read(_BLOCK if left is None else min(_BLOCK, left))
-                if not data:
-                    break
-                if left is not None:
-                    left -= len(data)
-                if read is not None:
-                    read[0] += len(data)
-                text = tail + dec.decode(data)
-                if "\r" in text:
-                    hold = text.endswith("\r")  # it may pair with a \n in the next block
-                    if hold:
-                        text = text[:-1]
-                    text = text.replace("\r\n", "\n").replace("\r", "\n")
-                    if hold:
-                        text += "\r"
-                lines = text.split("\n")
-                tail = lines.pop()
-                if newline:
-                    for ln in lines:
-                        yield ln + "\n"
-                else:
-                    yield from lines
-            tail += dec.decode(b"", final=True)
-            if tail:
-                tail = tail.replace("\r\n", "\n").replace("\r", "\n")
-                parts = tail.split("\n")
-                last = parts.pop()
-                for ln in parts:
-                    yield ln + "\n" if newline else ln
-                if last:
-                    yield last
-        finally:
-            bad = _bad_bytes[0] - before
-            if bad:
-                skipped[_NOT_UTF8] = skipped.get(_NOT_UTF8, 0) + bad
+        while left is None or left > 0:
+            data = fh.read(_BLOCK if left is None else min(_BLOCK, left))
+            if not data:
+                return
+            if left is not None:
+                left -= len(data)
+            if read is not None:
+                read[0] += len(data)
+            yield data
+
+
+def chunk_blocks(path: "str | os.PathLike", start: int, end: int | None,
+                 skipped: dict[str, int], read: list[int] | None = None,
+                 max_chars: int = MAX_LINE_CHARS) -> Iterator[str]:
+    """Bytes ``start``..``end`` of a plain file as text blocks of whole lines, decoded
+    as :func:`chunk_lines` decodes them (the marker line for an over-long one
+    included), each block ending with ``\\n`` but perhaps the last. For the compiled
+    scanner (:meth:`ProfileBuilder.consume_stderr_blocks`), which splits the lines
+    itself."""
+    before = _bad_bytes[0]
+    try:
+        yield from decoded_blocks(_byte_blocks(path, start, end, read), skipped,
+                                  errors=_ERRORS, max_chars=max_chars)
+    finally:
+        bad = _bad_bytes[0] - before
+        if bad:
+            skipped[_NOT_UTF8] = skipped.get(_NOT_UTF8, 0) + bad
 
 
 def records_of(fmt: str, prefix: str | None, lines: Iterable[str], skipped: dict[str, int],
@@ -146,15 +151,20 @@ def records_of(fmt: str, prefix: str | None, lines: Iterable[str], skipped: dict
                                stripped=stripped)
 
 
-def _consume(b: ProfileBuilder, fmt: str, prefix: str | None, lines: Iterable[str],
-             counts: dict[str, int], progress: Callable[[int], None] | None = None) -> None:
-    """``b.consume(records_of(fmt, prefix, lines, ...))``; stderr takes the fused loop
-    (:meth:`ProfileBuilder.consume_stderr`). ``lines`` come without their newline."""
+def _consume(b: ProfileBuilder, fmt: str, prefix: str | None, path: str, start: int,
+             end: int | None, read: list[int] | None, counts: dict[str, int],
+             progress: Callable[[int], None] | None = None) -> None:
+    """Read bytes ``start``..``end`` of ``path`` into ``b``: jsonlog through
+    ``b.consume(records_of(...))``, stderr through the block scanner
+    (:meth:`ProfileBuilder.consume_stderr_blocks`). ``read[0]`` follows the bytes
+    read."""
     if fmt == "jsonlog":
+        lines = chunk_lines(path, start, end, b.skipped, read, newline=False)
         b.consume(records_of(fmt, prefix, lines, b.skipped, counts, stripped=True), progress)
         return
     from auditor.collectors.querylog.prefix import get_prefix
-    b.consume_stderr(lines, get_prefix(prefix or ""), b.skipped, counts, progress)
+    b.consume_stderr_blocks(chunk_blocks(path, start, end, b.skipped, read),
+                            get_prefix(prefix or ""), b.skipped, counts, progress)
 
 
 # -- chunks ----------------------------------------------------------------------------
@@ -182,6 +192,17 @@ def _record_start(fmt: str, prefix: str | None) -> Callable[[str], bool]:
     return lambda line: bool(line) and line[0] != "\t" and match(line) is not None
 
 
+_HEAD = 64 << 10  # how much of a line chunk_bounds reads to tell whether it starts a record
+
+
+def _skip_line(fh) -> None:
+    """Read up to the end of the current line (in pieces: a line may be very long)."""
+    while True:
+        piece = fh.readline(_BLOCK)
+        if not piece or piece[-1:] == b"\n":
+            return
+
+
 def chunk_bounds(path: str, size: int, fmt: str, prefix: str | None,
                  chunk_bytes: int) -> list[tuple[int, int]]:
     """Byte ranges of about ``chunk_bytes`` covering the file, each starting at a line
@@ -192,15 +213,17 @@ def chunk_bounds(path: str, size: int, fmt: str, prefix: str | None,
         nominal = chunk_bytes
         while nominal < size:
             fh.seek(nominal)
-            fh.readline()  # the rest of the line the nominal offset falls in
+            _skip_line(fh)  # the rest of the line the nominal offset falls in
             found = None
             while True:
                 at = fh.tell()
                 if at >= size:
                     break
-                line = fh.readline()
+                line = fh.readline(_HEAD)  # (a line's start tells; never a whole long line)
                 if not line:
                     break
+                if line[-1:] != b"\n":
+                    _skip_line(fh)
                 if is_start(line.decode("utf-8", "replace").rstrip("\r\n")):
                     found = at
                     break
@@ -231,8 +254,7 @@ def read_chunk(task: ChunkTask) -> ProfileBuilder:
     b = ProfileBuilder(detection=task.detection, keep_requests=task.keep_requests,
                        chunk=task.chunk, orphans=task.orphans)
     counts: dict[str, int] = {}
-    lines = chunk_lines(task.path, task.start, task.end, b.skipped, newline=False)
-    _consume(b, task.fmt, task.prefix, lines, counts)
+    _consume(b, task.fmt, task.prefix, task.path, task.start, task.end, None, counts)
     b.end_chunk()
     b.format_counts = counts  # type: ignore[attr-defined]
     b.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # type: ignore[attr-defined]
@@ -335,8 +357,7 @@ def read_profile(specs: Iterable, *, detection: Detection | None = None,
                 chunk_no += len(tasks)
                 if parallel:
                     if pool is None:
-                        import multiprocessing
-                        pool = multiprocessing.get_context("fork").Pool(jobs)
+                        pool = _worker_pool(jobs)
                     for task, part in zip(tasks, pool.imap(read_chunk, tasks)):
                         if not builder.absorb(part, _reader_of(task)):
                             st.reread += 1
@@ -353,9 +374,8 @@ def read_profile(specs: Iterable, *, detection: Detection | None = None,
                     cb = _reporter(progress, base, read, known_total)
                     for task in tasks:
                         builder.pos = task.chunk << CHUNK_SHIFT
-                        lines = chunk_lines(path, task.start, task.end, builder.skipped, read,
-                                            newline=False)
-                        _consume(builder, fmt, f.prefix, lines, f.counts, cb)
+                        _consume(builder, fmt, f.prefix, path, task.start, task.end, read,
+                                 f.counts, cb)
                     done[0] = base + size
             else:
                 builder.pos = chunk_no << CHUNK_SHIFT
@@ -383,6 +403,48 @@ def read_profile(specs: Iterable, *, detection: Detection | None = None,
     profile = builder.finish()
     st.seconds = time.perf_counter() - started
     return profile
+
+
+def _worker_pool(jobs: int):
+    """A :mod:`multiprocessing` pool of ``jobs`` workers started by a fork server: a
+    single-threaded process started afresh (it imports this module once) from which
+    the workers are forked. Never forked from this process, where another thread (the
+    progress bar's, a caller's) may hold a lock that a forked child would inherit held
+    forever (Python 3.12 warns of it; 3.14 makes forkserver Linux's default). Costs
+    ~0.15 s of start-up once per process instead of ~0.02 s with 2 workers. The
+    workers do not import the caller's main module (:func:`_main_hidden`), so a script
+    needs no ``if __name__ == "__main__":`` guard, as with fork. Spawn where there is
+    no fork server (Windows)."""
+    import multiprocessing
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])  # (taken when the fork server starts)
+    else:  # pragma: no cover - Windows
+        ctx = multiprocessing.get_context("spawn")
+    with _main_hidden():
+        return ctx.Pool(jobs)  # (its workers start here; they are never replaced)
+
+
+@contextlib.contextmanager
+def _main_hidden():
+    """While workers start: the main module's ``__spec__`` and ``__file__`` out of
+    sight, so that :mod:`multiprocessing` does not tell the workers to import it (as
+    spawn does, to unpickle functions defined there). Ours run :func:`read_chunk` and
+    need only this package; importing the main module would run a script again when it
+    has no ``__main__`` guard, or fail for a script read from stdin, and the pool would
+    then restart its workers forever."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 def _reporter(progress: Progress | None, base: int, read: list[int],

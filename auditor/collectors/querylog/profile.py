@@ -59,6 +59,25 @@ it counts normally, and the state it had at that point is kept as a *snapshot*.
 chunks left them, checks that each replay reaches its snapshot (then everything after
 it is exactly what one pass would have found) and otherwise reads the chunk again
 from the true state. Positions (``pos``) order every tie the same way in all modes.
+
+**Idle sessions.** A session whose next record comes more than
+``Detection.session_idle_limit_ms`` of log time after its previous one (10 minutes by
+default) is treated as ended before that record, as by a disconnection: its pending
+statement is recorded and its open request closed and analysed, at the position of its
+previous record (``seen_pos``); the record starts a new session. This is a function of
+each session's own record times only, so it gives the same result in one pass and in
+chunks. Memory follows from it: when a new session is about to be added to a map of at
+least ``SWEEP_MIN`` (and then twice the size the last sweep left), a sweep ends every
+session silent for longer than the limit plus a margin for log-order skew (``min(60 s,
+limit)``): exactly the sessions the rule would end at their next record (or at the end
+of the log, where :meth:`ProfileBuilder.finish` ends a session that has been silent that
+long at its ``seen_pos`` too), so when a sweep runs never changes a result (as long as
+the log's time never steps back by more than the margin: a clock set back could make a
+sweep end a session the rule would have kept). Without
+disconnection lines the open sessions are then those active in the last 10 minutes,
+not every session of the log. A fast path that sets a statement pending without the
+check (``p[4] > seen_pos``) is checked when that statement is next looked at
+(:meth:`ProfileBuilder._validate`).
 """
 
 from __future__ import annotations
@@ -66,7 +85,6 @@ from __future__ import annotations
 import gc as _gc
 import re
 import time as _time
-from itertools import chain
 from math import floor as _floor, log10 as _log10
 from typing import Callable, Iterable
 from urllib.parse import unquote
@@ -77,6 +95,43 @@ from auditor.facts.workload import (ConnectionStats, Detection, FingerprintStats
                                     LogHistogram, Request, Statement, WorkloadProfile,
                                     BUCKETS_PER_DECADE)
 from auditor.fingerprint import _BY_TEXT, normalize, shape_uncached
+
+def _lines_of(blocks: Iterable[str]):
+    """The lines of text blocks (each block whole lines separated by ``\\n``), without
+    their newline; the empty piece after a block's last newline is not a line (empty
+    lines are ignored by the readers anyway)."""
+    for block in blocks:
+        lines = block.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        yield from lines
+
+
+_PLAIN_DECIMAL = re.compile(r"[0-9]*\.?[0-9]*")
+
+
+def _py_records(records: Iterable, sessions: dict, idle_s: float):
+    """What the compiled scanner's ``start(...)`` hands out, in Python, from
+    :func:`~auditor.collectors.querylog.formats.read_stderr`'s records: ``(session,
+    us, ts, SQL)`` for a record the short path takes (see
+    :meth:`ProfileBuilder._consume_scanned`), else ``(None, Record, None, None)``. A
+    generator: each record is judged when the reader asks for it."""
+    get = sessions.get
+    for rec in records:
+        if rec.level == "LOG":
+            msg = rec.message
+            if msg[:10] == "duration: " and not rec.detail:  # (csvlog: detail is a field)
+                j = msg.find(" ms  statement: ", 10)
+                if j > 10 and _PLAIN_DECIMAL.fullmatch(msg, 10, j) and msg[10:j] != ".":
+                    s = get(rec.session or rec.pid or "?")
+                    ts = rec.ts
+                    if (s is not None and (s.user is not None or rec.user is None)
+                            and (s.app is not None or rec.app is None) and not s.muted
+                            and (ts is None or s.seen is None or ts - s.seen <= idle_s)):
+                        yield s, round(float(msg[10:j]) * 1000), ts, msg[j + 16:]
+                        continue
+        yield None, rec, None, None
+
 
 __all__ = ["ProfileBuilder", "parse_parameters", "transaction_control", "tag_of",
            "CHUNK_SHIFT", "END_POS"]
@@ -89,12 +144,12 @@ _TAG = re.compile(r"(\w+)\s*=\s*'([^']*)'")
 _ERRORS = frozenset(("ERROR", "FATAL", "PANIC"))
 
 _IDENTITIES: dict[str, tuple] = {}  # "connection authorized: ..." -> its user, db, app
-_END_OF_LINES = object()  # consume_stderr's sentinel after the last line
 CHUNK_SHIFT = 40  # pos = chunk << 40 | record number within the chunk
 END_POS = 1 << 62  # the position of closes at the end of the stream
 _PLACEHOLDER = "\x00"  # prefix of the session id a chunk gives a session it joined late
 _PER_SECOND_KEEP = 4096  # per-second connection counts kept before older ones are folded
 _SETTLED_S = 60  # seconds after which a second's count is final (log order skew)
+_NO_SWEEP = float("inf")
 
 # detail_for values
 _NONE, _BIND, _EXECUTE = 0, 1, 2
@@ -149,13 +204,18 @@ def tag_of(query: str) -> str | None:
 class _Session:
     __slots__ = ("key", "sid", "user", "db", "app", "first_pos", "pending", "carry",
                  "bind_params", "detail_for", "cur", "cur_boundary", "cur_tag", "cur_ident",
-                 "in_tx", "last_end", "muted", "head", "flushes", "snapshot", "counted")
+                 "in_tx", "last_end", "muted", "head", "flushes", "snapshot", "counted",
+                 "seen", "seen_pos")
 
-    def __init__(self, key: str, sid: str, user, db, app, first_pos: int) -> None:
+    def __init__(self, key: str, sid: str, user, db, app, first_pos: int,
+                 seen: float | None = None) -> None:
         self.key = key
         self.sid = sid
         self.user, self.db, self.app = user, db, app
         self.first_pos = first_pos
+        # log time and position of the session's latest record checked by the idle rule
+        self.seen = seen
+        self.seen_pos = first_pos
         self.pending: list | None = None  # [query, params, duration_us, ts, pos, carry_us]
         self.carry = 0  # parse/bind durations (µs) waiting for their execute
         self.bind_params: tuple[str, ...] = ()
@@ -233,7 +293,11 @@ class ProfileBuilder:
     """Feed records in log order (:meth:`feed` or :meth:`consume`), then call
     :meth:`finish` once. ``detection``: the detectors' thresholds (``idle_gap_ms``, the
     old keyword, overrides its idle gap). ``keep_requests``: also keep every request
-    (memory then grows with the log). ``chunk``/``orphans``: see the module docstring."""
+    (memory then grows with the log). ``chunk``/``orphans``: see the module docstring.
+    ``SWEEP_MIN``: the size of the session map from which idle sessions are swept (see
+    "Idle sessions" in the module docstring)."""
+
+    SWEEP_MIN = 1024
 
     def __init__(self, *, detection: Detection | None = None, idle_gap_ms: float | None = None,
                  keep_requests: bool = False, chunk: int = 0, orphans: bool = False) -> None:
@@ -243,6 +307,9 @@ class ProfileBuilder:
         self.detection = det
         self.idle_gap_s = det.idle_gap_ms / 1000.0
         self.cap = det.max_request_statements
+        self.idle_s = det.session_idle_limit_ms / 1000.0
+        self.sweep_idle_s = self.idle_s + min(float(_SETTLED_S), self.idle_s)
+        self._sweep_at: float = self.SWEEP_MIN
         self.keep_requests = keep_requests
         self.orphans = orphans
         self.pos = chunk << CHUNK_SHIFT
@@ -273,7 +340,9 @@ class ProfileBuilder:
         # chunk bookkeeping (orphans=True)
         # (key, sid, head, snapshot, pos of the record that ended the head)
         self.heads: list[tuple[str, str, list, tuple | None, int]] = []
-        self.restarts: list[tuple[str, int]] = []
+        self.restarts: list[tuple[str, int, float | None]] = []  # (key, pos, ts)
+        # keys whose session this chunk ended: their next session starts here, fresh
+        self._ended: set[str] = set()
         self.placeholders: dict[str, str] = {}  # placeholder sid -> key
         self.orphan_counted: set[str] = set()  # keys of joined sessions counted here
         self._unmuted = False
@@ -282,20 +351,27 @@ class ProfileBuilder:
     def _session(self, rec, create: bool = True) -> _Session | None:
         key = rec.session or rec.pid or "?"
         s = self.sessions.get(key)
+        if s is not None and not self._live(s, rec.ts):
+            s = None  # it was idle too long: ended before this record
         if s is None:
-            if not (create or self.orphans):
+            orphan = self.orphans and key not in self._ended
+            if not (create or orphan):
                 return None
+            ts = rec.ts
+            if ts is not None and len(self.sessions) >= self._sweep_at:
+                self._sweep(ts)
             if rec.session:
                 sid = rec.session
-            elif self.orphans:
+            elif orphan:
                 sid = _PLACEHOLDER + key
                 self.placeholders[sid] = key
-            elif rec.ts is not None:
-                sid = f"{rec.pid or '?'}@{_iso(rec.ts)}"
+            elif ts is not None:
+                sid = f"{rec.pid or '?'}@{_iso(ts)}"
             else:
                 sid = f"{rec.pid or '?'}@{self.n_sessions}"
-            s = self.sessions[key] = _Session(key, sid, rec.user, rec.db, rec.app, self.pos)
-            if self.orphans:
+            s = self.sessions[key] = _Session(key, sid, rec.user, rec.db, rec.app, self.pos,
+                                              ts)
+            if orphan:
                 s.muted = True
                 s.head = []
         else:
@@ -305,12 +381,17 @@ class ProfileBuilder:
                 s.app = rec.app
         return s
 
-    def _end_session(self, key: str) -> None:
+    def _end_session(self, key: str, ts: float | None = None) -> None:
+        """End ``key``'s session at ``self.pos``. ``ts``: the log time of the record
+        that ends it, which a muted session's head keeps so that :meth:`absorb` can
+        apply the idle rule to the true session first."""
         s = self.sessions.pop(key, None)
         if s is None:
             return
+        if self.orphans:
+            self._ended.add(key)
         if s.muted:
-            s.head.append(("end", self.pos, None))
+            s.head.append(("end", self.pos, ts))
             self._park(s)
             return
         self._flush(s)
@@ -324,6 +405,89 @@ class ProfileBuilder:
         self.heads.append((s.key, s.sid, s.head, None, self.pos))
         s.head = None
 
+    # -- idle sessions (see the module docstring) -------------------------------------
+    def _live(self, s: _Session, ts: float | None) -> bool:
+        """Apply the idle rule to ``s`` before a record of it at log time ``ts`` (at
+        ``self.pos``): False if ``s`` was idle too long and has been ended (it is no
+        longer in the map); else True, with the record noted as its latest."""
+        p = s.pending
+        if p is not None and p[4] > s.seen_pos:
+            self._validate(s, p)
+        if ts is not None:
+            seen = s.seen
+            if seen is not None and ts - seen > self.idle_s:
+                self._expire(s)
+                return False
+            s.seen = ts
+        s.seen_pos = self.pos
+        return True
+
+    def _validate(self, s: _Session, p: list) -> None:
+        """Apply the idle rule to a pending statement that a fast path set without it
+        (``p[4] > s.seen_pos``): if it came more than the limit after the session's
+        previous record, the session ended before it and it starts a new one."""
+        ts = p[3]
+        if ts is not None:
+            if s.seen is not None and ts - s.seen > self.idle_s:
+                self._renew(s, p)
+            s.seen = ts
+        s.seen_pos = p[4]
+
+    def _renew(self, s: _Session, p: list) -> None:
+        """End ``s`` at its ``seen_pos`` except for ``p`` (its pending statement, already
+        taken by the fast path that set it) and make ``s`` the new session ``p`` starts,
+        in place (the caller holds ``s``). The identity (user, database, application)
+        stays: the fast path did not keep the record's."""
+        if p[5]:  # the old session's parse/bind time, which the fast path added to p
+            if p[2] is not None:
+                p[2] -= p[5]
+            p[5] = 0
+        pos = self.pos
+        self.pos = s.seen_pos
+        if s.cur is not None:
+            if not s.in_tx and s.cur_boundary == "idle-gap":
+                s.cur_boundary = "session"
+            self._close(s)
+        self.pos = pos
+        if s.sid != s.key and p[3] is not None:  # keyed by pid: a new session, a new id
+            s.sid = f"{s.key}@{_iso(p[3])}"
+        s.first_pos = p[4]
+        s.cur_tag = None
+        s.in_tx = False
+        s.last_end = None
+        s.counted = False
+        s.flushes = 0
+        s.snapshot = None
+
+    def _expire(self, s: _Session) -> None:
+        """End ``s`` (idle too long) at the position of its latest record."""
+        p = s.pending
+        if p is not None and p[4] > s.seen_pos:
+            self._validate(s, p)
+        pos = self.pos
+        self.pos = s.seen_pos
+        self._end_session(s.key)
+        self.pos = pos
+
+    def _end_at(self, key: str, ts: float | None) -> None:
+        """End ``key``'s session at a record at log time ``ts`` (a disconnection, a new
+        connection on its pid), or before it if it was idle too long."""
+        s = self.sessions.get(key)
+        if s is not None and self._live(s, ts):
+            self._end_session(key, ts)
+
+    def _sweep(self, now: float) -> None:
+        """End every session silent since before ``now`` minus the limit and the skew
+        margin (ones the idle rule would end at their next record anyway)."""
+        cutoff = now - self.sweep_idle_s
+        for s in list(self.sessions.values()):
+            p = s.pending
+            if p is not None and p[4] > s.seen_pos:
+                self._validate(s, p)
+            if s.seen is not None and s.seen < cutoff:
+                self._expire(s)
+        self._sweep_at = max(self.SWEEP_MIN, 2 * len(self.sessions))
+
     # -- statements -----------------------------------------------------------------
     def _flush(self, s: _Session) -> None:
         p = s.pending
@@ -336,6 +500,8 @@ class ProfileBuilder:
         return kind
 
     def _record(self, s: _Session, p: list) -> None:
+        if p[4] > s.seen_pos:  # set by a fast path without the idle check
+            self._validate(s, p)
         query = p[0]
         fp = _by_text_get(query) or shape_uncached(query)
         st = None if s.muted else self.fps.get(fp)
@@ -360,6 +526,8 @@ class ProfileBuilder:
                     self.orphan_counted.add(s.key)
             if st is None:
                 st = self.fps[fp] = [0, 0, 0, {}, e, kind, (p[4], query), None, 0]
+            elif p[4] < st[6][0]:  # _FIRST: the earliest, whatever the order of records
+                st[6] = (p[4], query)
             st[0] += 1  # _CALLS
             if dur is not None:
                 self.total_us += dur
@@ -372,7 +540,11 @@ class ProfileBuilder:
                     st[7] = dur
                 if dur > st[2]:  # _MAX
                     st[2] = dur
-                    st[4] = e  # _EXAMPLE
+                    st[4] = e  # _EXAMPLE: the slowest, the earliest of equals
+                elif dur == st[2] and p[4] < st[4][6]:
+                    st[4] = e
+            elif not st[2] and p[4] < st[4][6]:
+                st[4] = e
         # -- which request: the untagged common case first ----------------------------
         cur = s.cur
         if tag is None and s.cur_tag is None:
@@ -493,7 +665,8 @@ class ProfileBuilder:
                 every: int = 50_000) -> None:
         """Feed every record of ``records``; ``progress(statements)`` is called every
         ``every`` records. The common record, ``duration: X ms  statement: SQL`` of a
-        known session, takes a short path; everything else goes through :meth:`feed`."""
+        known session, takes a short path (:func:`_py_records`, :meth:`_consume_scanned`);
+        everything else goes through :meth:`feed`."""
         if self.orphans:
             n = 0
             for rec in records:
@@ -502,215 +675,102 @@ class ProfileBuilder:
                 if progress is not None and n % every == 0:
                     progress(self.statements)
             return
+        self._consume_scanned(_py_records(records, self.sessions, self.idle_s), progress,
+                              every)
+
+    def consume_stderr_blocks(self, blocks: Iterable[str], prefix, skipped: dict[str, int],
+                              counts: dict[str, int] | None = None,
+                              progress: Callable[[int], None] | None = None,
+                              every: int = 50_000) -> None:
+        """Read a stderr log given as text blocks (each block whole lines separated by
+        ``\\n``, the last block perhaps without one): the records of
+        :func:`~auditor.collectors.querylog.formats.read_stderr`, counted as
+        :meth:`consume` counts them. The compiled scanner
+        (:mod:`auditor.collectors.querylog.scan`) splits, matches and joins the lines in
+        C and hands out the common ``duration: X ms  statement: SQL`` record of a known
+        session without a Record; without it (not built, ``AUDITOR_PURE_PYTHON=1``, or a
+        prefix it cannot match exactly) :func:`_py_records` does the same in Python.
+        Same results either way (tests/test_scan.py). The cyclic garbage collector runs
+        every 50,000 allocations instead of 700 while reading (the loop allocates many
+        small tuples and lists and makes no cycles)."""
+        from auditor.collectors.querylog import formats as _f
+        from auditor.collectors.querylog.scan import scanner_for
+        scanner = scanner_for(prefix, skipped, (_f.NO_PREFIX, _f.ORPHAN_CONTINUATION,
+                                                _f.BAD_TIMESTAMP, _f.TOO_LONG))
+        if scanner is not None:
+            records = scanner.start(blocks, self.sessions, _f.Record, self.idle_s)
+        else:
+            records = _py_records(_f.read_stderr(_lines_of(blocks), prefix, skipped, counts,
+                                                 stripped=True), self.sessions, self.idle_s)
+        old = _gc.get_threshold()
+        _gc.set_threshold(max(old[0], 50_000), *old[1:])
+        try:
+            self._consume_scanned(records, progress, every)
+        finally:
+            _gc.set_threshold(*old)
+        if scanner is not None:
+            _f._add_counts(counts, *scanner.counts)
+
+    def _consume_scanned(self, records, progress, every) -> None:
+        """The loop of :meth:`consume_stderr_blocks`, over items that are either
+        ``(session, us, ts, SQL)`` for a ``duration: X ms  statement: SQL`` record that
+        takes :meth:`consume`'s short path (X plain decimal digits; the session known,
+        not muted, its user and application set where the record has them, not idle for
+        longer than ``idle_s``), or ``(None, Record, None, None)`` for the general path
+        (:meth:`_dispatch`, or :meth:`feed`'s in a chunk reader). The items come one at
+        a time, so each is judged against the sessions as the records before left them."""
+        orphans = self.orphans
+        feed_orphan = self._feed_orphan
         get = self.sessions.get
         dispatch = self._dispatch
         record = self._record
-        detail = self._detail
         pos = self.pos
         first, last = self.first_ts, self.last_ts
         left = every if progress is not None else -1
-        for rec in records:
+        for s, us, rts, stmt in records:
             pos += 1
             self.pos = pos
+            if left > 0:
+                left -= 1
+                if not left:
+                    left = every
+                    progress(self.statements)
+            if s is not None:
+                p = s.pending
+                if p is not None:
+                    s.pending = None
+                    record(s, p)
+                carry = s.carry
+                if carry:
+                    s.carry = 0
+                s.bind_params = ()
+                s.pending = [stmt, (), us + carry, rts, pos, carry]
+                if rts is not None:
+                    s.seen = rts
+                    if rts > last:
+                        last = rts
+                    if rts < first:
+                        first = rts
+                s.seen_pos = pos
+                s.detail_for = _EXECUTE
+                continue
+            rec = us
             ts = rec.ts
             if ts is not None:
                 if ts > last:
                     last = ts
                 if ts < first:
                     first = ts
-            if left > 0:
-                left -= 1
-                if not left:
-                    left = every
-                    progress(self.statements)
-            if rec.level == "LOG":
-                msg = rec.message
-                if msg[:10] == "duration: ":
-                    j = msg.find(" ms  statement: ", 10)
-                    if j > 0:
-                        s = get(rec.session or rec.pid or "?")
-                        if (s is not None and (s.user is not None or rec.user is None)
-                                and (s.app is not None or rec.app is None)):
-                            try:
-                                us = round(float(msg[10:j]) * 1000)
-                            except ValueError:
-                                continue
-                            p = s.pending
-                            if p is not None:
-                                s.pending = None
-                                record(s, p)
-                            carry = s.carry
-                            if carry:
-                                s.carry = 0
-                            s.bind_params = ()
-                            s.pending = [msg[j + 16:], (), us + carry, ts, pos, carry]
-                            s.detail_for = _EXECUTE
-                            if rec.detail:
-                                detail(s, rec.detail)
-                            continue
-            dispatch(rec)
-        self.first_ts, self.last_ts = first, last
-
-    def consume_stderr(self, lines: Iterable[str], prefix, skipped: dict[str, int],
-                       counts: dict[str, int] | None = None,
-                       progress: Callable[[int], None] | None = None,
-                       every: int = 50_000) -> None:
-        """``consume(read_stderr(lines, prefix, skipped, counts, stripped=True), ...)``
-        with the two loops fused: a ``duration: X ms  statement: SQL`` record of a known
-        session is counted straight from the line's fields, without a
-        :class:`~auditor.collectors.querylog.formats.Record` (the line handling is
-        :func:`~auditor.collectors.querylog.formats.read_stderr`'s, step for step; the
-        record handling is :meth:`consume`'s, or :meth:`feed`'s in a chunk reader made
-        with ``orphans=True``, where the short path is taken only for sessions that are
-        not muted). ``lines`` come without their newline.
-
-        The cyclic garbage collector runs every 50,000 allocations instead of 700 while
-        it reads (the loop allocates many small lists and tuples and makes no cycles):
-        a few per cent of the time, no more memory."""
-        old = _gc.get_threshold()
-        _gc.set_threshold(max(old[0], 50_000), *old[1:])
-        try:
-            self._consume_stderr(lines, prefix, skipped, counts, progress, every)
-        finally:
-            _gc.set_threshold(*old)
-
-    def _consume_stderr(self, lines, prefix, skipped, counts, progress, every) -> None:
-        from auditor.collectors.querylog import formats as _f
-        orphans = self.orphans
-        feed_orphan = self._feed_orphan
-        match = prefix.regex.match
-        i_ts, i_ep, i_pid, i_ses, i_usr, i_db, i_app, i_host, i_lvl, i_msg = \
-            _f._field_index(prefix)
-        Record = _f.Record
-        parse_ts = _f.parse_ts
-        bump = _f._bump
-        get = self.sessions.get
-        dispatch = self._dispatch
-        record = self._record
-        pos = self.pos
-        first, last = self.first_ts, self.last_ts
-        left = every if progress is not None else -1
-        cur: tuple | None = None  # (ts, pid, session, user, db, app, host, level, msg)
-        parts: list[str] | None = None
-        dropping = False
-        matched = unmatched = 0
-        ts_cache: dict[str, float] = {}
-        ts_get = ts_cache.get
-        for line in chain(lines, (_END_OF_LINES,)):
-            if line is _END_OF_LINES:
-                m = None
-                if cur is None:
-                    break
-            else:
-                if not line:
-                    continue
-                if line[0] == "\t":
-                    if cur is not None:
-                        if parts is None:
-                            parts = [cur[8]]
-                        parts.append(line[1:])
-                    elif not dropping:
-                        bump(skipped, _f.ORPHAN_CONTINUATION)
-                    continue
-                m = match(line)
-                if m is None:
-                    if line[0] == " " and cur is not None:
-                        if parts is None:
-                            parts = [cur[8]]
-                        parts.append(line)
-                        continue
-                    unmatched += 1
-                    bump(skipped, _f.NO_PREFIX)
-                    continue
-            if cur is not None:
-                # -- the previous record is complete: consume() its one record --------
-                if parts is not None:
-                    msg = "\n".join(parts)
-                    parts = None
+            if orphans:  # what feed() does
+                key = rec.session or rec.pid or "?"
+                s = get(key)
+                if s is None or s.muted:
+                    feed_orphan(rec, key, s)
                 else:
-                    msg = cur[8]
-                pos += 1
-                self.pos = pos
-                rts = cur[0]
-                if rts is not None:
-                    if rts > last:
-                        last = rts
-                    if rts < first:
-                        first = rts
-                if left > 0:
-                    left -= 1
-                    if not left:
-                        left = every
-                        progress(self.statements)
-                fast = False
-                if cur[7] == "LOG" and msg[:10] == "duration: ":
-                    j = msg.find(" ms  statement: ", 10)
-                    if j > 0:
-                        s = get(cur[2] or cur[1] or "?")
-                        if (s is not None and (s.user is not None or cur[3] is None)
-                                and (s.app is not None or cur[5] is None) and not s.muted):
-                            fast = True
-                            try:
-                                us = round(float(msg[10:j]) * 1000)
-                            except ValueError:
-                                us = None  # consume() skips such a record
-                            if us is not None:
-                                p = s.pending
-                                if p is not None:
-                                    s.pending = None
-                                    record(s, p)
-                                carry = s.carry
-                                if carry:
-                                    s.carry = 0
-                                s.bind_params = ()
-                                s.pending = [msg[j + 16:], (), us + carry, rts, pos, carry]
-                                s.detail_for = _EXECUTE
-                if not fast:
-                    rec = Record(cur[0], cur[1], cur[2], cur[3], cur[4], cur[5], cur[6],
-                                 cur[7], msg)
-                    if orphans:  # what feed() does
-                        key = cur[2] or cur[1] or "?"
-                        s = get(key)
-                        if s is None or s.muted:
-                            feed_orphan(rec, key, s)
-                        else:
-                            dispatch(rec)
-                    else:
-                        dispatch(rec)
-                cur = None
-            if m is None:
-                break
-            # -- a new record's first line -------------------------------------------
-            g = m.groups()
-            ts_text = g[i_ts] if i_ts >= 0 else None
-            if ts_text is not None:
-                ts = ts_get(ts_text)
-                if ts is None:
-                    ts = parse_ts(ts_text)
-                    if ts is None:
-                        unmatched += 1
-                        bump(skipped, _f.BAD_TIMESTAMP)
-                        dropping = True
-                        continue
-                    if len(ts_cache) >= 4096:
-                        ts_cache.clear()
-                    ts_cache[ts_text] = ts
-            elif i_ep >= 0 and g[i_ep]:
-                ts = float(g[i_ep])
+                    dispatch(rec)
             else:
-                ts = None
-            matched += 1
-            dropping = False
-            host = g[i_host] if i_host >= 0 else None
-            if host and "(" in host:
-                host = host.split("(", 1)[0]
-            cur = (ts, g[i_pid] if i_pid >= 0 else None, g[i_ses] if i_ses >= 0 else None,
-                   (g[i_usr] or None) if i_usr >= 0 else None,
-                   (g[i_db] or None) if i_db >= 0 else None,
-                   (g[i_app] or None) if i_app >= 0 else None, host or None, g[i_lvl],
-                   g[i_msg])
+                dispatch(rec)
         self.first_ts, self.last_ts = first, last
-        _f._add_counts(counts, matched, unmatched)
 
     def feed(self, rec) -> None:
         self.pos += 1
@@ -761,6 +821,10 @@ class ProfileBuilder:
 
     def _feed_orphan(self, rec, key: str, s: _Session | None) -> None:
         """A record of a session that is muted (or not yet seen) in a chunk."""
+        if s is None and key in self._ended:
+            # this chunk ended the key's session itself: what follows is a new session
+            self._dispatch(rec)
+            return
         level = rec.level
         msg = rec.message
         if level == "LOG" and (msg.startswith("connection ") or
@@ -768,13 +832,14 @@ class ProfileBuilder:
             text = msg[12:] if msg[0] == "r" else msg
             if text.startswith("connection received"):
                 if s is None:
-                    self.restarts.append((key, self.pos))
+                    self.restarts.append((key, self.pos, rec.ts))
                 self._connection(rec, text)  # ends the muted session, starts a fresh one
                 return
             if text.startswith("connection authorized"):
                 self._count_authorized(rec)
-                s = self._session(rec)
-                s.head.append(("auth", self.pos, rec))
+                s = self._session(rec)  # (a new, fresh session if s was idle too long)
+                if s.muted:
+                    s.head.append(("auth", self.pos, rec))
                 self._set_identity(s, text)
                 return
             return
@@ -790,7 +855,8 @@ class ProfileBuilder:
             s = self._session(rec)
         self._unmuted = False
         self._dispatch(rec)
-        if not self._unmuted and s.muted:
+        if not self._unmuted and s.muted and s.head is not None:
+            # (a session the idle rule ended while dispatching has been parked)
             s.head.append(("r", self.pos, rec))
 
     def _detail(self, s: _Session, detail: str) -> None:
@@ -920,7 +986,7 @@ class ProfileBuilder:
             self.conn_logged = True
             key = rec.session or rec.pid or "?"
             if key in self.sessions:  # the pid was reused: the old session is over
-                self._end_session(key)
+                self._end_at(key, rec.ts)
             self.n_received += 1
             ts = rec.ts
             if ts is not None:
@@ -932,7 +998,9 @@ class ProfileBuilder:
             # a session seen from its start (never an orphan)
             sid = (rec.session or (f"{rec.pid or '?'}@{_iso(ts)}" if ts is not None
                                    else f"{rec.pid or '?'}@{self.n_sessions}"))
-            self.sessions[key] = _Session(key, sid, rec.user, rec.db, rec.app, self.pos)
+            if ts is not None and len(self.sessions) >= self._sweep_at:
+                self._sweep(ts)
+            self.sessions[key] = _Session(key, sid, rec.user, rec.db, rec.app, self.pos, ts)
         elif msg.startswith("connection authorized"):
             self._count_authorized(rec)
             self._set_identity(self._session(rec), msg)
@@ -956,7 +1024,7 @@ class ProfileBuilder:
         if us is not None:
             self.session_lengths.add_us(us)
         self._conn_event(rec.ts)
-        self._end_session(rec.session or rec.pid or "?")
+        self._end_at(rec.session or rec.pid or "?", rec.ts)
 
     # -- chunks -----------------------------------------------------------------------
     def end_chunk(self) -> None:
@@ -966,6 +1034,7 @@ class ProfileBuilder:
             if s.muted:
                 del self.sessions[s.key]
                 self._park(s)
+        self._ended = set()  # only needed while reading the chunk
 
     def absorb(self, part: "ProfileBuilder", reread: Callable[[], Iterable]) -> bool:
         """Add the chunk read by ``part`` (a builder made with ``orphans=True`` whose
@@ -974,16 +1043,17 @@ class ProfileBuilder:
         not reach its snapshot, in which case the chunk was read again (``reread()``
         gives its records) from the true state. ``part`` is consumed."""
         scratch = ProfileBuilder(detection=self.detection, keep_requests=self.keep_requests)
+        scratch._sweep_at = _NO_SWEEP  # heads replay per session, not in log order
         scratch.kinds = self.kinds
         scratch.n_sessions = self.n_sessions
         counted_twice = 0
         ended: set[str] = set()
-        for key, pos in part.restarts:
+        for key, pos, ts in part.restarts:
             old = self.sessions.get(key)
             if old is not None:
                 scratch.sessions[key] = old.clone()
                 scratch.pos = pos
-                scratch._end_session(key)
+                scratch._end_at(key, ts)
             ended.add(key)
         replayed: dict[str, _Session | None] = {}  # heads without snapshot: final state
         synced: dict[str, _Session] = {}  # heads with snapshot: the state at the sync
@@ -999,8 +1069,8 @@ class ProfileBuilder:
                 elif what == "auth":
                     s = scratch._session(rec)
                     scratch._set_identity(s, rec.message)
-                else:
-                    scratch._end_session(key)
+                else:  # "end"; rec: the log time of the record that ended it, or None
+                    scratch._end_at(key, rec)
             true = scratch.sessions.get(key)
             if snapshot is None:
                 replayed[key] = true
@@ -1055,6 +1125,8 @@ class ProfileBuilder:
         self._add_counts(part)
         self.n_sessions -= counted_twice
         self.pos = max(self.pos, part.pos)
+        if len(self.sessions) >= self._sweep_at and self.last_ts > float("-inf"):
+            self._sweep(self.last_ts)  # every later record is at least this late
         return True
 
     def _reread(self, reread: Callable[[], Iterable], part: "ProfileBuilder") -> bool:
@@ -1112,8 +1184,17 @@ class ProfileBuilder:
     def finish(self) -> WorkloadProfile:
         """End every open session and return the profile (call once)."""
         self.pos = END_POS
+        # a session silent for longer than a sweep waits was ended where it went quiet
+        # (in whichever mode a sweep took it): so here too
+        cutoff = self.last_ts - self.sweep_idle_s
         for s in sorted(self.sessions.values(), key=lambda s: s.first_pos):
-            self._end_session(s.key)
+            p = s.pending
+            if p is not None and p[4] > s.seen_pos:
+                self._validate(s, p)
+            if s.seen is not None and s.seen < cutoff:
+                self._expire(s)
+            else:
+                self._end_session(s.key)
         prof = WorkloadProfile(sources=list(self.sources), detection=self.detection)
         prof.statements = self.statements
         prof.total_ms = self.total_us / 1000
