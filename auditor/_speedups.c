@@ -94,8 +94,6 @@ typedef struct {
     Py_ssize_t ts_keylen;
     double ts_base;
     Py_ssize_t matched, unmatched;
-    double first_ts, last_ts;       /* of the records handed out */
-    int have_ts;
     /* iteration */
     PyObject *blocks;               /* the iterator of text blocks */
     PyObject *block;                /* the block being read */
@@ -696,16 +694,6 @@ static int emit(Scanner *s, PyObject *block) {
         mb = s->cur_me;
     }
     PyObject *ts = s->cur[0];
-    if (ts != Py_None) {
-        double t = PyFloat_AsDouble(ts);
-        if (t == -1.0 && PyErr_Occurred())
-            goto fail;
-        if (!s->have_ts || t < s->first_ts)
-            s->first_ts = t;
-        if (!s->have_ts || t > s->last_ts)
-            s->last_ts = t;
-        s->have_ts = 1;
-    }
     if (s->log_level >= 0 && s->cur[7] == s->levelobj[s->log_level]) {
         long long u = 0;
         Py_ssize_t j = duration_form(PyUnicode_KIND(src), PyUnicode_DATA(src), ma, mb, &u);
@@ -982,12 +970,6 @@ static PyObject *Scanner_counts(Scanner *s, void *Py_UNUSED(closure)) {
     return Py_BuildValue("(nn)", s->matched, s->unmatched);
 }
 
-static PyObject *Scanner_span(Scanner *s, void *Py_UNUSED(closure)) {
-    if (!s->have_ts)
-        Py_RETURN_NONE;
-    return Py_BuildValue("(dd)", s->first_ts, s->last_ts);
-}
-
 static void Scanner_dealloc(Scanner *s) {
     clear_cur(s);
     for (int k = 0; k < s->nops; k++)
@@ -1123,8 +1105,6 @@ static PyMethodDef Scanner_methods[] = {
 
 static PyGetSetDef Scanner_getset[] = {
     {"counts", (getter)Scanner_counts, NULL, "(matched, unmatched) first lines", NULL},
-    {"span", (getter)Scanner_span, NULL,
-     "(first, last) epoch seconds of the records handed out, or None", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
