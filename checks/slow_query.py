@@ -47,6 +47,14 @@ NO_DURATIONS = ("the query log holds statements but no durations; log them with 
                 "log_min_duration_statement = 0")
 
 
+def _thresholds(params: Mapping[str, Any]) -> tuple[int, float, float, float, int]:
+    """(min_calls, min_mean_ms, min_p95_ms, high_p95_ms, max_findings) from the rule's
+    params (rules.yaml), with the defaults the module docstring gives."""
+    return (int(params.get("min_calls", 100)), float(params.get("min_mean_ms", 20)),
+            float(params.get("min_p95_ms", 100)), float(params.get("high_p95_ms", 1000)),
+            int(params.get("max_findings", 10)))
+
+
 def _short(sql: str, limit: int = 90) -> str:
     one = " ".join(sql.split())
     return one if len(one) <= limit else one[:limit - 3] + "..."
@@ -72,11 +80,7 @@ class SlowQuery(BaseCheck):
         if not any(f.durations.count or f.total_ms for f in profile.fingerprints.values()):
             yield Inconclusive(NO_DURATIONS)
             return
-        min_calls = int(params.get("min_calls", 100))
-        min_mean_ms = float(params.get("min_mean_ms", 20))
-        min_p95_ms = float(params.get("min_p95_ms", 100))
-        high_p95_ms = float(params.get("high_p95_ms", 1000))
-        max_findings = int(params.get("max_findings", 10))
+        min_calls, min_mean_ms, min_p95_ms, high_p95_ms, max_findings = _thresholds(params)
         slow = [f for f in profile.fingerprints.values()
                 if f.calls >= min_calls and (f.mean_ms >= min_mean_ms
                                              or (f.p95_ms or 0) >= min_p95_ms)]
@@ -127,10 +131,7 @@ class SlowQuery(BaseCheck):
         if not pgss.statements:
             yield Inconclusive(NO_PGSS_STATEMENTS)
             return
-        min_calls = int(params.get("min_calls", 100))
-        min_mean_ms = float(params.get("min_mean_ms", 20))
-        high_ms = float(params.get("high_p95_ms", 1000))
-        max_findings = int(params.get("max_findings", 10))
+        min_calls, min_mean_ms, _p95, high_ms, max_findings = _thresholds(params)
         slow = [s for s in pgss.statements.values()
                 if s.calls >= min_calls and s.mean_ms >= min_mean_ms]
         slow.sort(key=lambda s: (-s.total_ms, s.fingerprint))

@@ -135,6 +135,19 @@ def _us(entries: Iterable[tuple]) -> int:
     return sum(e[E_DUR] or 0 for e in entries)
 
 
+def _tally(by_count: dict[int, list], count: int, us: int) -> None:
+    """One more request whose pattern repeated ``count`` times in ``us`` µs:
+    ``by_count[count]`` is [requests, summed µs, largest µs]."""
+    by = by_count.get(count)
+    if by is None:
+        by_count[count] = [1, us, us]
+    else:
+        by[0] += 1
+        by[1] += us
+        if us > by[2]:
+            by[2] = us
+
+
 class Aggregates:
     """The detectors' bounded aggregates, mergeable (:meth:`merge`) so that partial
     profiles of log chunks combine into exactly what one pass would give.
@@ -182,14 +195,7 @@ class Aggregates:
             agg = self.loops[key] = [kinds, {}, None, close_pos]
         elif close_pos < agg[3]:  # requests may close out of order (idle sessions)
             agg[3] = close_pos
-        by = agg[1].get(count)
-        if by is None:
-            agg[1][count] = [1, us, us]
-        else:
-            by[0] += 1
-            by[1] += us
-            if us > by[2]:
-                by[2] = us
+        _tally(agg[1], count, us)
         ex = (count, us, -close_pos, session, database,
               (before, tuple(stmts[:period * EXAMPLE_ITERATIONS])))
         if agg[2] is None or ex[:3] > agg[2][:3]:
@@ -210,14 +216,7 @@ class Aggregates:
                 agg = self.redundant[fp] = [{}, None, close_pos]
             elif close_pos < agg[2]:
                 agg[2] = close_pos
-            by = agg[0].get(count)
-            if by is None:
-                agg[0][count] = [1, us, us]
-            else:
-                by[0] += 1
-                by[1] += us
-                if us > by[2]:
-                    by[2] = us
+            _tally(agg[0], count, us)
             ex = (count, us, -close_pos, session, database, sts[0])
             if agg[1] is None or ex[:3] > agg[1][:3]:
                 agg[1] = ex
